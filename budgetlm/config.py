@@ -1,0 +1,420 @@
+"""Typed configs for every stage: YAML preset -> dotted overrides -> validate().
+
+Each field carries its help text in `metadata["help"]`; `describe()` turns that into `--help` output.
+Unknown keys, wrong types and inconsistent values are `UserError`s raised before any heavy work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from budgetlm.errors import UserError
+
+
+def _f(default, help: str, **kw):
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help, **kw})
+    return field(default=default, metadata={"help": help, **kw})
+
+
+ACTIVATIONS = ("gelu", "gelu_tanh", "relu", "silu")
+NORM_POSITIONS = ("pre", "post")
+POSITIONS = ("learned", "rope")
+
+
+@dataclass
+class ModelConfig:
+    """The Transformer encoder."""
+
+    vocab_size: int = _f(0, "vocabulary size; 0 = take it from the tokenizer")
+    d_model: int = _f(256, "hidden size")
+    n_layers: int = _f(4, "number of Transformer blocks")
+    n_heads: int = _f(4, "attention heads; must divide d_model")
+    d_ff: int = _f(1024, "feed-forward inner size")
+    max_seq_len: int = _f(128, "longest input in tokens (also the pre-training block length)")
+    dropout: float = _f(0.1, "dropout on embeddings, residual branches and attention probabilities")
+    activation: str = _f("gelu", f"feed-forward activation, one of {ACTIVATIONS}")
+    glu: bool = _f(False, "gated feed-forward (GeGLU with gelu, SwiGLU with silu)")
+    norm_position: str = _f("pre", "LayerNorm placement: 'pre' (stable at high LR) or 'post' (original BERT)")
+    embedding_norm: bool = _f(True, "LayerNorm right after the embeddings (BERT/RoBERTa have it; ModernBERT-style pre-LN folds it into block 0)")
+    position: str = _f("learned", f"position encoding, one of {POSITIONS}")
+    rope_theta: float = _f(10000.0, "RoPE base frequency")
+    bias: bool = _f(True, "biases in linear layers and LayerNorms (Cramming/ModernBERT drop them)")
+    type_vocab_size: int = _f(2, "segment (token type) embeddings; 0 = none")
+    norm_eps: float = _f(1e-5, "LayerNorm epsilon")
+    init_std: float = _f(0.02, "std of the normal initialisation")
+    pad_token_id: int = _f(0, "id of [PAD] (set from the tokenizer)")
+
+    def validate(self) -> None:
+        _positive(self, "d_model", "n_layers", "n_heads", "d_ff", "max_seq_len")
+        if self.vocab_size < 0:
+            raise UserError(f"model.vocab_size must be >= 0, got {self.vocab_size}")
+        if self.d_model % self.n_heads:
+            raise UserError(f"model.d_model ({self.d_model}) must be divisible by model.n_heads ({self.n_heads})")
+        if self.position == "rope" and (self.d_model // self.n_heads) % 2:
+            raise UserError("model.position=rope needs an even head size (d_model / n_heads)")
+        _choice(self, "activation", ACTIVATIONS)
+        _choice(self, "norm_position", NORM_POSITIONS)
+        _choice(self, "position", POSITIONS)
+        if not 0.0 <= self.dropout < 1.0:
+            raise UserError(f"model.dropout must be in [0, 1), got {self.dropout}")
+        if self.type_vocab_size < 0:
+            raise UserError("model.type_vocab_size must be >= 0")
+
+
+MASKINGS = ("random",)
+
+
+@dataclass
+class ObjectiveConfig:
+    """Masked-LM objective."""
+
+    masking: str = _f("random", f"which positions to mask, one of {MASKINGS}")
+    mask_rate: float = _f(0.15, "fraction of (non-special) positions to predict")
+    mask_token_prob: float = _f(0.8, "of the chosen positions: fraction replaced by [MASK]")
+    random_token_prob: float = _f(0.1, "of the chosen positions: fraction replaced by a random token (rest kept)")
+
+    def validate(self) -> None:
+        _choice(self, "masking", MASKINGS)
+        if not 0.0 < self.mask_rate < 1.0:
+            raise UserError(f"objective.mask_rate must be in (0, 1), got {self.mask_rate}")
+        for name in ("mask_token_prob", "random_token_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise UserError(f"objective.{name} must be in [0, 1]")
+        if self.mask_token_prob + self.random_token_prob > 1.0 + 1e-9:
+            raise UserError("objective.mask_token_prob + objective.random_token_prob must be <= 1")
+
+
+DOC_SPLITS = ("blank", "line")
+
+
+@dataclass
+class DataConfig:
+    """Pre-training text."""
+
+    train: list[str] = _f([], "training files (.txt, .jsonl, .tsv, .csv, .zip of .txt); default: the English text in the data root")
+    valid: str = _f("", "held-out file for evaluation; default: WikiText-2 valid from the data root")
+    tokenizer: str = _f("", "tokenizer directory or tokenizer.json; default: train a WordPiece one on the training text")
+    text_column: str = _f("", "column/field holding text in .tsv/.csv/.jsonl files (default: text, sentence, ...)")
+    doc_split: str = _f("blank", "in .txt files a document is a blank-line separated block ('blank') or one line ('line')")
+    cache_dir: str = _f("", "token cache directory (default: $BUDGETLM_CACHE or ~/.cache/budgetlm)")
+    vocab_size: int = _f(16384, "vocabulary size when pretrain trains its own tokenizer")
+
+    def validate(self) -> None:
+        _choice(self, "doc_split", DOC_SPLITS)
+        if self.vocab_size < 16:
+            raise UserError("data.vocab_size must be >= 16")
+
+
+DECAYS = ("linear", "cosine", "constant")
+
+
+@dataclass
+class TrainConfig:
+    """The training loop (shared by pre-training and fine-tuning)."""
+
+    budget: str = _f("1000steps", "when to stop: '90s', '20m', '1h', '3000steps' or '2Mtokens'; the LR schedule ends exactly there")
+    batch_size: int = _f(32, "sequences per optimizer step (before accumulation)")
+    grad_accum: int = _f(1, "micro-batches accumulated per optimizer step")
+    lr: float = _f(1e-3, "peak learning rate")
+    warmup: float = _f(0.06, "fraction of the budget spent warming up the LR linearly")
+    decay: str = _f("linear", f"LR decay after warm-up, one of {DECAYS}")
+    min_lr_ratio: float = _f(0.0, "LR at the end of the budget, as a fraction of the peak")
+    weight_decay: float = _f(0.01, "AdamW weight decay (not applied to biases, norms, embeddings)")
+    beta1: float = _f(0.9, "AdamW beta1")
+    beta2: float = _f(0.98, "AdamW beta2")
+    eps: float = _f(1e-6, "AdamW epsilon")
+    max_grad_norm: float = _f(1.0, "gradient clipping norm; 0 = off")
+    seed: int = _f(0, "seed for initialisation, data order, masking and dropout")
+    log_every: int = _f(10, "optimizer steps between log lines")
+    eval_every: int = _f(0, "optimizer steps between evaluations; 0 = only at the end")
+    checkpoint_every: str = _f("5m", "how often to checkpoint: '5m' of training time or '500steps'")
+    keep_checkpoints: int = _f(2, "how many recent checkpoints to keep")
+    threads: int = _f(0, "torch CPU threads; 0 = all cores")
+
+    def validate(self) -> None:
+        parse_budget(self.budget, "train.budget")
+        parse_budget(self.checkpoint_every, "train.checkpoint_every")
+        _positive(self, "batch_size", "grad_accum", "log_every", "keep_checkpoints")
+        if self.lr <= 0:
+            raise UserError(f"train.lr must be > 0, got {self.lr}")
+        if not 0.0 <= self.warmup < 1.0:
+            raise UserError(f"train.warmup must be a fraction in [0, 1), got {self.warmup}")
+        _choice(self, "decay", DECAYS)
+        if self.eval_every < 0 or self.threads < 0 or self.max_grad_norm < 0:
+            raise UserError("train.eval_every, train.threads and train.max_grad_norm must be >= 0")
+
+
+@dataclass
+class PretrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def validate(self) -> None:
+        for section in (self.model, self.objective, self.data, self.train):
+            section.validate()
+
+
+POOLINGS = ("cls", "mean")
+HEAD_ACTIVATIONS = ("tanh",) + ACTIVATIONS
+
+
+@dataclass
+class HeadConfig:
+    """Sequence-classification head: pool -> dense -> activation [-> LayerNorm] -> dropout -> linear."""
+
+    pooling: str = _f("cls", f"how to pool token states, one of {POOLINGS}")
+    activation: str = _f("tanh", f"activation after the dense layer, one of {HEAD_ACTIVATIONS}")
+    norm: bool = _f(False, "LayerNorm after the activation (ModernBERT's head has one)")
+    dropout: float = _f(0.1, "dropout before the final linear layer")
+
+    def validate(self) -> None:
+        _choice(self, "pooling", POOLINGS)
+        _choice(self, "activation", HEAD_ACTIVATIONS)
+        if not 0.0 <= self.dropout < 1.0:
+            raise UserError("head.dropout must be in [0, 1)")
+
+
+@dataclass
+class TaskDataConfig:
+    """Labelled data for fine-tuning."""
+
+    task: str = _f("", "a built-in task (sst2, agnews) resolved in the data root; or give train/valid files")
+    train: str = _f("", "training file (.tsv/.csv with a header row, or .jsonl)")
+    valid: str = _f("", "validation file, same format")
+    text_column: str = _f("", "column with the text (default: sentence, text, ...)")
+    label_column: str = _f("label", "column with the label")
+    max_seq_len: int = _f(0, "truncate inputs to this many tokens; 0 = the model's max_seq_len")
+
+    def validate(self) -> None:
+        if self.max_seq_len < 0:
+            raise UserError("data.max_seq_len must be >= 0")
+
+
+@dataclass
+class FinetuneConfig:
+    data: TaskDataConfig = field(default_factory=TaskDataConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=1e-4, warmup=0.1, checkpoint_every="5m"))
+    dropout: float = _f(-1.0, "override the backbone's dropout while fine-tuning; -1 = keep the pre-training value")
+
+    def validate(self) -> None:
+        for section in (self.data, self.head, self.train):
+            section.validate()
+        if self.dropout != -1.0 and not 0.0 <= self.dropout < 1.0:
+            raise UserError("dropout must be in [0, 1) (or -1 to keep the backbone's)")
+
+
+# ----------------------------------------------------------------------------------------------- budgets
+
+_BUDGET_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kKmMgG]?)\s*(s|sec|m|min|h|steps?|tokens?)\s*$")
+_SCALE = {"": 1, "k": 1e3, "K": 1e3, "m": 1e6, "M": 1e6, "g": 1e9, "G": 1e9}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long to train: `kind` is 'seconds', 'steps' or 'tokens'."""
+
+    kind: str
+    amount: float
+
+    def __str__(self) -> str:
+        return f"{self.amount:g} {self.kind}"
+
+
+def parse_budget(text: str, what: str = "budget") -> Budget:
+    m = _BUDGET_RE.match(str(text))
+    if not m:
+        raise UserError(f"{what}: cannot read {text!r}; use e.g. 90s, 20m, 1h, 3000steps or 2Mtokens")
+    number, scale, unit = float(m.group(1)), m.group(2), m.group(3)
+    if unit in ("s", "sec", "m", "min", "h"):
+        if scale:
+            raise UserError(f"{what}: {text!r} mixes a multiplier with a time unit")
+        seconds = number * {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}[unit]
+        budget = Budget("seconds", seconds)
+    elif unit.startswith("step"):
+        budget = Budget("steps", float(int(number * _SCALE[scale])))
+    else:
+        budget = Budget("tokens", float(int(number * _SCALE[scale])))
+    if budget.amount <= 0:
+        raise UserError(f"{what} must be positive, got {text!r}")
+    return budget
+
+
+# ----------------------------------------------------------------------------------------------- loading
+
+def _positive(section, *names: str) -> None:
+    for name in names:
+        value = getattr(section, name)
+        if value <= 0:
+            raise UserError(f"{_section_name(section)}.{name} must be > 0, got {value}")
+
+
+def _choice(section, name: str, options) -> None:
+    value = getattr(section, name)
+    if value not in options:
+        raise UserError(f"{_section_name(section)}.{name}={value!r} is not one of: {', '.join(options)}")
+
+
+def _section_name(section) -> str:
+    return {
+        ModelConfig: "model", ObjectiveConfig: "objective", DataConfig: "data", TrainConfig: "train",
+        HeadConfig: "head", TaskDataConfig: "data",
+    }.get(type(section), type(section).__name__)
+
+
+def _coerce(value, tp, key: str):
+    """Check/convert one value against a dataclass field type; strings from the CLI are parsed as YAML."""
+    origin = typing.get_origin(tp)
+    if isinstance(value, str) and tp is not str:
+        if tp in (int, float, bool) or origin is list:
+            try:
+                value = yaml.safe_load(value)
+            except yaml.YAMLError:
+                pass
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+    elif origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, list):
+            return [_coerce(v, item_tp, key) for v in value]
+    raise UserError(f"{key}: expected {getattr(tp, '__name__', str(tp))}, got {value!r}")
+
+
+def _field_types(cls) -> dict:
+    return typing.get_type_hints(cls)
+
+
+def from_dict(cls, data: dict, prefix: str = ""):
+    """Build dataclass `cls` from a nested dict, rejecting unknown keys and wrong types."""
+    if not isinstance(data, dict):
+        raise UserError(f"{prefix or 'config'}: expected a mapping, got {data!r}")
+    hints = _field_types(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        full = f"{prefix}{key}"
+        if key not in names:
+            raise UserError(f"unknown config key {full!r}; valid keys here: {', '.join(sorted(names))}")
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = from_dict(tp, value or {}, prefix=f"{full}.")
+        else:
+            kwargs[key] = _coerce(value, tp, full)
+    obj = cls()
+    for key, value in kwargs.items():
+        if dataclasses.is_dataclass(value):
+            # merge onto the section's defaults (which may differ per stage)
+            base = getattr(obj, key)
+            for k in (data.get(key) or {}):
+                setattr(base, k, getattr(value, k))
+        else:
+            setattr(obj, key, value)
+    return obj
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Merge `a.b=value` strings into a nested dict (values are parsed later against the field types)."""
+    for item in overrides:
+        if "=" not in item:
+            raise UserError(f"override {item!r} must look like section.key=value")
+        key, value = item.split("=", 1)
+        parts = key.strip().split(".")
+        if not all(parts):
+            raise UserError(f"override {item!r} has an empty key")
+        node = data
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise UserError(f"override {item!r}: {part!r} is not a section")
+        node[parts[-1]] = value
+    return data
+
+
+def load_yaml(path: str | Path) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise UserError("config file not found" if not p.exists() else "config path is not a file", path=str(p))
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise UserError(f"not valid YAML ({str(e).splitlines()[0]})", path=str(p)) from None
+    if not isinstance(data, dict):
+        raise UserError("a config file must be a mapping of sections", path=str(p))
+    return data
+
+
+def build_config(cls, config_file: str | None = None, overrides: list[str] | None = None, base: dict | None = None):
+    data = dict(base or {})
+    if config_file:
+        data = _deep_merge(data, load_yaml(config_file))
+    data = apply_overrides(data, list(overrides or []))
+    cfg = from_dict(cls, data)
+    cfg.validate()
+    return cfg
+
+
+def _deep_merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def to_dict(cfg) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def dumps(cfg) -> str:
+    return json.dumps(to_dict(cfg), indent=2)
+
+
+def describe(cls, prefix: str = "") -> list[str]:
+    """One line per field: `section.key (type, default): help` for --help."""
+    lines = []
+    hints = _field_types(cls)
+    obj = cls()
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            lines.extend(_describe_obj(getattr(obj, f.name), f"{prefix}{f.name}."))
+        else:
+            lines.append(_describe_line(prefix + f.name, tp, getattr(obj, f.name), f.metadata.get("help", "")))
+    return lines
+
+
+def _describe_obj(obj, prefix: str) -> list[str]:
+    hints = _field_types(type(obj))
+    return [
+        _describe_line(prefix + f.name, hints[f.name], getattr(obj, f.name), f.metadata.get("help", ""))
+        for f in dataclasses.fields(obj)
+    ]
+
+
+def _describe_line(name, tp, default, help_text) -> str:
+    tname = getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+    return f"  {name}={default!r}  ({tname}) {help_text}"
