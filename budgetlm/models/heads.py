@@ -1,0 +1,59 @@
+"""Heads: hidden states in, logits out. Losses live with the objective or task, not here."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from budgetlm.config import HeadConfig, ModelConfig
+from budgetlm.models.layers import ACTIVATION_FNS, layer_norm
+
+
+class MaskedLMHead(nn.Module):
+    """dense -> activation -> LayerNorm -> tied vocabulary projection (+ bias), as in BERT.
+
+    Called on the *selected* positions only (sparse prediction): the (N, V) projection is the most
+    expensive matmul in a small MLM model, and only ~15% of positions carry a label.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.dense = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
+        self.act = ACTIVATION_FNS[cfg.activation]
+        self.norm = layer_norm(cfg)
+        self.bias = nn.Parameter(torch.zeros(cfg.vocab_size))
+
+    def forward(self, hidden: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
+        # hidden: (N, D) selected positions; embedding: (V, D) tied input embedding -> (N, V)
+        return F.linear(self.norm(self.act(self.dense(hidden))), embedding, self.bias)
+
+
+class SequenceClassificationHead(nn.Module):
+    """pool ([CLS] or mean) -> dense -> activation [-> LayerNorm] -> dropout -> linear."""
+
+    def __init__(self, cfg: ModelConfig, head: HeadConfig, num_labels: int):
+        super().__init__()
+        self.pooling = head.pooling
+        self.dense = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
+        self.act = ACTIVATION_FNS[head.activation]
+        self.norm = layer_norm(cfg) if head.norm else None
+        self.drop = nn.Dropout(head.dropout)
+        self.classifier = nn.Linear(cfg.d_model, num_labels)
+        nn.init.normal_(self.dense.weight, 0.0, cfg.init_std)
+        nn.init.normal_(self.classifier.weight, 0.0, cfg.init_std)
+        for b in (self.dense.bias, self.classifier.bias):
+            if b is not None:
+                nn.init.zeros_(b)
+
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        # hidden: (B, T, D) -> logits (B, num_labels)
+        if self.pooling == "cls":
+            pooled = hidden[:, 0]
+        else:
+            m = attention_mask.unsqueeze(-1).to(hidden.dtype) if attention_mask is not None else torch.ones_like(hidden[..., :1])
+            pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
+        h = self.act(self.dense(self.drop(pooled)))
+        if self.norm is not None:
+            h = self.norm(h)
+        return self.classifier(self.drop(h))

@@ -1,0 +1,109 @@
+"""Save / load a model directory: model.safetensors + config.json (+ tokenizer.json beside them).
+
+config.json describes the checkpoint completely: format version, code version, kind ('mlm' or
+'classifier'), the resolved ModelConfig, the head config and label names for classifiers.
+Weights are loaded with safetensors only; nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+import budgetlm
+from budgetlm.config import HeadConfig, ModelConfig, from_dict
+from budgetlm.errors import UserError
+from budgetlm.models import MaskedLMHead, Model, SequenceClassificationHead
+
+FORMAT_VERSION = 1
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+TOKENIZER = "tokenizer.json"
+
+
+def model_meta(model: Model, kind: str, **extra) -> dict:
+    meta = {
+        "format": "budgetlm",
+        "format_version": FORMAT_VERSION,
+        "budgetlm_version": budgetlm.__version__,
+        "kind": kind,
+        "model": dataclasses.asdict(model.cfg),
+    }
+    meta.update(extra)
+    return meta
+
+
+def build_from_meta(meta: dict) -> Model:
+    cfg = from_dict(ModelConfig, meta["model"], prefix="model.")
+    cfg.validate()
+    if meta["kind"] == "mlm":
+        return Model(cfg, {"mlm": MaskedLMHead(cfg)})
+    if meta["kind"] == "classifier":
+        head = from_dict(HeadConfig, meta.get("head", {}), prefix="head.")
+        return Model(cfg, {"cls": SequenceClassificationHead(cfg, head, len(meta["labels"]))})
+    raise UserError(f"unknown model kind {meta['kind']!r} in {CONFIG}")
+
+
+def save_model(model: Model, out_dir: str | Path, meta: dict, tokenizer_file: str | Path | None) -> Path:
+    """Write atomically: everything goes to `<out_dir>.tmp` first, then one rename."""
+    out = Path(out_dir)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt"})
+    (tmp / CONFIG).write_text(json.dumps(meta, indent=2))
+    if tokenizer_file is not None:
+        shutil.copyfile(tokenizer_file, tmp / TOKENIZER)
+    for f in tmp.iterdir():
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+    if out.exists():
+        old = out.with_name(out.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(out)
+    return out
+
+
+def is_model_dir(path: str | Path) -> bool:
+    p = Path(path)
+    if not (p / CONFIG).is_file() or not (p / WEIGHTS).is_file():
+        return False
+    try:
+        return json.loads((p / CONFIG).read_text()).get("format") == "budgetlm"
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+
+
+def load_model(path: str | Path) -> tuple[Model, dict]:
+    p = Path(path)
+    try:
+        meta = json.loads((p / CONFIG).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise UserError(f"cannot read model config ({e})", path=str(p / CONFIG)) from None
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise UserError(f"model format {meta['format_version']} is newer than this budgetlm understands", path=str(p))
+    model = build_from_meta(meta)
+    try:
+        state = load_file(str(p / WEIGHTS))
+    except Exception as e:  # safetensors raises several types for corrupt files
+        raise UserError(f"cannot read weights ({e})", path=str(p / WEIGHTS)) from None
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise UserError(f"weights do not match config: missing {missing[:3]}, unexpected {unexpected[:3]}", path=str(p))
+    model.eval()
+    return model, meta
+
+
+def load_state_into(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    module.load_state_dict(state, strict=True)

@@ -1,0 +1,60 @@
+"""BERT masked-LM token masking (Devlin et al. 2019), applied afresh on every draw (RoBERTa dynamic masking).
+
+Exactly round(rate * n_candidates) positions are chosen per sequence (not a Bernoulli draw per token), so the
+number of predictions per batch -- and hence the sparse head's cost -- is stable.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from budgetlm.config import ObjectiveConfig
+
+IGNORE_INDEX = -100
+
+
+def mask_tokens(
+    ids: torch.Tensor,  # (B, T) long
+    special_mask: torch.Tensor,  # (B, T) bool: True where a token must never be chosen ([CLS], [SEP], [PAD], ...)
+    generator: torch.Generator,
+    cfg: ObjectiveConfig,
+    vocab_size: int,
+    mask_token_id: int,
+    n_special: int = 0,  # random replacements are drawn from [n_special, vocab_size)
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (inputs, labels): labels hold the original id at chosen positions and -100 elsewhere."""
+    B, T = ids.shape
+    candidates = ~special_mask
+    n_cand = candidates.sum(1)  # (B,)
+    n_pick = torch.round(n_cand.to(torch.float64) * cfg.mask_rate).long().clamp(min=1)
+    n_pick = torch.minimum(n_pick, n_cand)
+    # rank candidates by a random key; pick the n_pick smallest per row
+    keys = torch.rand(B, T, generator=generator)
+    keys = keys.masked_fill(~candidates, 2.0)
+    ranks = keys.argsort(dim=1).argsort(dim=1)
+    chosen = ranks < n_pick.unsqueeze(1)
+
+    labels = torch.where(chosen, ids, torch.full_like(ids, IGNORE_INDEX))
+    inputs = ids.clone()
+    u = torch.rand(B, T, generator=generator)
+    to_mask = chosen & (u < cfg.mask_token_prob)
+    to_random = chosen & (u >= cfg.mask_token_prob) & (u < cfg.mask_token_prob + cfg.random_token_prob)
+    inputs[to_mask] = mask_token_id
+    n_rand = int(to_random.sum())
+    if n_rand:
+        inputs[to_random] = torch.randint(n_special, vocab_size, (n_rand,), generator=generator)
+    return inputs, labels
+
+
+def mlm_loss(model, inputs: torch.Tensor, labels: torch.Tensor, token_type_ids=None, attention_mask=None):
+    """Sparse-prediction MLM loss: the head and vocabulary projection run on labelled positions only.
+
+    Returns (mean loss, number of predictions, number correct).
+    """
+    hidden = model.encoder(inputs, token_type_ids, attention_mask)  # (B, T, D)
+    selected = labels != IGNORE_INDEX  # (B, T)
+    targets = labels[selected]  # (N,)
+    logits = model.heads["mlm"](hidden[selected], model.encoder.tok_emb.weight)  # (N, V)
+    loss = torch.nn.functional.cross_entropy(logits, targets)
+    correct = (logits.detach().argmax(-1) == targets).sum()
+    return loss, targets.numel(), int(correct)
