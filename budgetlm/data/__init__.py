@@ -1,0 +1,1 @@
+"""Data: the data root, file readers, the packed token cache and batching."""

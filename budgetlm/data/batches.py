@@ -1,0 +1,126 @@
+"""Batching: fixed-length blocks from the token cache (pre-training), padded examples (fine-tuning).
+
+Batch sources are resumable: `state_dict()` records where in which epoch they are, and the order of an
+epoch is a pure function of (seed, epoch), so a resumed run sees exactly the batches it would have seen.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from budgetlm.data.cache import TokenCache
+from budgetlm.tokenizer import CLS, PAD, SPECIAL_TOKENS
+
+
+class BlockDataset:
+    """Block i = [CLS] + the next (block_len - 1) tokens of the packed stream (documents end with [SEP])."""
+
+    def __init__(self, cache: TokenCache, block_len: int):
+        self.cache = cache
+        self.block_len = block_len
+        self.stride = block_len - 1
+        self.n_blocks = cache.n_tokens // self.stride
+        if self.n_blocks == 0:
+            raise ValueError(f"corpus has {cache.n_tokens} tokens, fewer than one block of {block_len}")
+
+    def __len__(self) -> int:
+        return self.n_blocks
+
+    def block(self, i: int) -> np.ndarray:
+        out = np.empty(self.block_len, dtype=np.int64)
+        out[0] = CLS
+        out[1:] = self.cache.slice(i * self.stride, self.stride)
+        return out
+
+    def batch(self, indices) -> torch.Tensor:  # (B, block_len)
+        return torch.from_numpy(np.stack([self.block(int(i)) for i in indices]))
+
+
+def special_mask(ids: torch.Tensor) -> torch.Tensor:
+    """True where a token is special ([PAD], [UNK], [CLS], [SEP], [MASK] have the lowest ids)."""
+    return ids < len(SPECIAL_TOKENS)
+
+
+class EpochSampler:
+    """Shuffled indices, epoch after epoch; the permutation of epoch e depends only on (seed, e)."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, shuffle: bool = True):
+        self.n, self.batch_size, self.seed, self.shuffle = n, batch_size, seed, shuffle
+        self.epoch, self.pos = 0, 0
+        self._order = None
+
+    def _perm(self) -> np.ndarray:
+        if self._order is None:
+            self._order = np.random.default_rng([self.seed, self.epoch]).permutation(self.n) if self.shuffle else np.arange(self.n)
+        return self._order
+
+    def next_indices(self) -> np.ndarray:
+        out = []
+        need = self.batch_size
+        while need:
+            order = self._perm()
+            take = order[self.pos:self.pos + need]
+            out.append(take)
+            need -= len(take)
+            self.pos += len(take)
+            if self.pos >= self.n:
+                self.epoch, self.pos, self._order = self.epoch + 1, 0, None
+        return np.concatenate(out)
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "pos": self.pos}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.pos, self._order = int(state["epoch"]), int(state["pos"]), None
+
+
+class BlockBatches:
+    """Pre-training batches: {'ids': (B, T)}."""
+
+    def __init__(self, dataset: BlockDataset, batch_size: int, seed: int):
+        self.dataset = dataset
+        self.sampler = EpochSampler(len(dataset), batch_size, seed)
+
+    def __next__(self) -> dict:
+        return {"ids": self.dataset.batch(self.sampler.next_indices())}
+
+    def state_dict(self) -> dict:
+        return self.sampler.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.sampler.load_state_dict(state)
+
+
+def pad_batch(seqs: list[list[int]], type_ids: list[list[int]] | None = None) -> dict:
+    """Right-pad to the longest sequence: {'ids', 'attention_mask', 'token_type_ids'} of shape (B, T)."""
+    T = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), T), PAD, dtype=torch.long)
+    mask = torch.zeros((len(seqs), T), dtype=torch.long)
+    types = torch.zeros((len(seqs), T), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = torch.tensor(s)
+        mask[i, : len(s)] = 1
+        if type_ids is not None:
+            types[i, : len(s)] = torch.tensor(type_ids[i])
+    return {"ids": ids, "attention_mask": mask, "token_type_ids": types}
+
+
+class ExampleBatches:
+    """Fine-tuning batches of encoded examples: pad_batch(...) plus 'labels' (B,)."""
+
+    def __init__(self, encoded: list[list[int]], labels: list[int], batch_size: int, seed: int):
+        self.encoded, self.labels = encoded, labels
+        self.sampler = EpochSampler(len(encoded), batch_size, seed)
+
+    def __next__(self) -> dict:
+        idx = self.sampler.next_indices()
+        batch = pad_batch([self.encoded[i] for i in idx])
+        batch["labels"] = torch.tensor([self.labels[i] for i in idx], dtype=torch.long)
+        return batch
+
+    def state_dict(self) -> dict:
+        return self.sampler.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.sampler.load_state_dict(state)

@@ -1,0 +1,47 @@
+"""Where real data sets live: $BUDGETLM_DATA, else a `shared/data` folder beside the repo or the cwd."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from budgetlm.errors import UserError
+
+
+def data_root(required: bool = True) -> Path | None:
+    env = os.environ.get("BUDGETLM_DATA")
+    if env:
+        p = Path(env)
+        if not p.is_dir():
+            raise UserError("BUDGETLM_DATA does not point to a directory", path=env)
+        return p
+    here = Path(__file__).resolve()
+    for base in (Path.cwd(), here.parents[2]):
+        candidate = base.parent / "shared" / "data"
+        if candidate.is_dir():
+            return candidate
+    if required:
+        raise UserError("no data root: set BUDGETLM_DATA to the folder holding the shared data sets")
+    return None
+
+
+def in_root(*parts: str) -> Path:
+    p = data_root().joinpath(*parts)
+    if not p.exists():
+        raise UserError("expected data file is missing from the data root", path=str(p))
+    return p
+
+
+def english_pretraining_files() -> list[Path]:
+    """The shared English pre-training text: NLTK Gutenberg selections + State of the Union speeches."""
+    root = data_root()
+    files = sorted(p for p in (root / "gutenberg").glob("*.txt"))
+    files.append(root / "state_union" / "state_union.zip")
+    missing = [str(f) for f in files if not f.exists()]
+    if not files or missing:
+        raise UserError(f"English pre-training text missing in the data root ({', '.join(missing) or root})")
+    return files
+
+
+def wikitext2(split: str) -> Path:
+    return in_root("wikitext-2-raw", f"wiki.{split}.raw")
