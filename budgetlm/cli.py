@@ -1,0 +1,151 @@
+"""`budgetlm <stage>`: parse arguments, build the typed config, call the stage function. Nothing else.
+
+Every user mistake surfaces as one line `error: ...` and exit code 2 (no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from budgetlm.config import FinetuneConfig, PretrainConfig, build_config, describe
+from budgetlm.errors import UserError
+
+EPILOG_OVERRIDES = "Config fields (set with section.key=value after the flags, or in --config YAML):\n"
+
+
+def _run_dir_help(stage: str) -> str:
+    return f"run directory (default: runs/{stage}); holds config.json, metrics.jsonl, checkpoints/, model/, results.json"
+
+
+def _add_common_train(p: argparse.ArgumentParser, stage: str) -> None:
+    p.add_argument("--config", help="YAML preset (see configs/)")
+    p.add_argument("--budget", help="training budget: 90s, 20m, 1h, 3000steps or 2Mtokens (sets train.budget)")
+    p.add_argument("--out", default=f"runs/{stage}", help=_run_dir_help(stage))
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last intact checkpoint")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides, e.g. model.d_model=256")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="budgetlm", description="Pre-train, fine-tune and ship Transformer LMs on the compute you have.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    fmt = argparse.RawDescriptionHelpFormatter
+
+    p = sub.add_parser("tokenizer", help="train a tokenizer", formatter_class=fmt)
+    p.add_argument("--kind", choices=["wordpiece", "bpe", "unigram"], default="wordpiece")
+    p.add_argument("--vocab-size", type=int, default=16384)
+    p.add_argument("--out", required=True, help="directory for tokenizer.json")
+    p.add_argument("--no-lowercase", action="store_true", help="keep case (default: lowercase)")
+    p.add_argument("--no-nfkc", action="store_true", help="skip NFKC unicode normalisation")
+    p.add_argument("--strip-accents", action="store_true")
+    p.add_argument("--min-frequency", type=int, default=2)
+    p.add_argument("--doc-split", choices=["blank", "line"], default="blank", help="documents in .txt files: blank-line blocks or lines")
+    p.add_argument("--text-column", default="", help="text column/field in .tsv/.csv/.jsonl files")
+    p.add_argument("files", nargs="+", metavar="FILE")
+
+    p = sub.add_parser("pretrain", help="masked-LM pre-training of an encoder", formatter_class=fmt,
+                       epilog=EPILOG_OVERRIDES + "\n".join(describe(PretrainConfig)))
+    p.add_argument("--tokenizer", help="tokenizer dir or tokenizer.json (default: train WordPiece on --train)")
+    p.add_argument("--train", nargs="+", metavar="FILE", help="training text (default: English text in the data root)")
+    p.add_argument("--valid", metavar="FILE", help="evaluation text (default: WikiText-2 valid from the data root)")
+    _add_common_train(p, "pretrain")
+
+    p = sub.add_parser("finetune", help="fine-tune a sentence classifier", formatter_class=fmt,
+                       epilog=EPILOG_OVERRIDES + "\n".join(describe(FinetuneConfig)))
+    p.add_argument("--model", required=True, help="pre-training run dir, model dir, or exported HF dir")
+    p.add_argument("--task", help="built-in task: sst2, agnews")
+    p.add_argument("--train", metavar="FILE", help="labelled training file (.tsv/.csv with header, .jsonl)")
+    p.add_argument("--valid", metavar="FILE", help="labelled validation file")
+    p.add_argument("--text-column", help="text column (default: sentence, text, ...)")
+    p.add_argument("--label-column", help="label column (default: label)")
+    p.add_argument("--scratch", action="store_true", help="same architecture and tokenizer, random initialisation (baseline)")
+    _add_common_train(p, "finetune")
+
+    p = sub.add_parser("export", help="export a model for transformers")
+    p.add_argument("run_dir", help="run dir or model dir")
+    p.add_argument("--format", choices=["hf"], default="hf")
+    p.add_argument("--out", required=True)
+
+    p = sub.add_parser("fill-mask", help="predict the [MASK] tokens in a sentence")
+    p.add_argument("model", help="run dir, model dir or exported HF dir")
+    p.add_argument("text")
+    p.add_argument("--top-k", type=int, default=5)
+    return parser
+
+
+def _overrides(args, mapping: dict[str, str]) -> list[str]:
+    out = []
+    for attr, key in mapping.items():
+        value = getattr(args, attr, None)
+        if value is None:
+            continue
+        if isinstance(value, list):
+            value = json.dumps(value)
+        out.append(f"{key}={value}")
+    return out + list(args.overrides)
+
+
+def run(args) -> int:
+    if args.command == "tokenizer":
+        from budgetlm.stages.tokenize import train_tokenizer_stage
+        from budgetlm.tokenizer import TokenizerOptions
+
+        opts = TokenizerOptions(lowercase=not args.no_lowercase, nfkc=not args.no_nfkc, strip_accents=args.strip_accents,
+                                min_frequency=args.min_frequency)
+        train_tokenizer_stage(args.kind, args.vocab_size, args.files, args.out, opts, args.doc_split, args.text_column)
+    elif args.command == "pretrain":
+        from budgetlm.stages.pretrain import pretrain
+
+        cfg = build_config(PretrainConfig, args.config, _overrides(args, {
+            "tokenizer": "data.tokenizer", "train": "data.train", "valid": "data.valid", "budget": "train.budget"}))
+        results = pretrain(cfg, args.out, resume=args.resume)
+        _print_results("pre-training", results, args.out)
+    elif args.command == "finetune":
+        from budgetlm.stages.finetune import finetune
+
+        cfg = build_config(FinetuneConfig, args.config, _overrides(args, {
+            "task": "data.task", "train": "data.train", "valid": "data.valid", "text_column": "data.text_column",
+            "label_column": "data.label_column", "budget": "train.budget"}))
+        results = finetune(cfg, args.model, args.out, resume=args.resume, scratch=args.scratch)
+        _print_results("fine-tuning", results, args.out)
+    elif args.command == "export":
+        from budgetlm.export.hf import export_hf
+
+        out = export_hf(args.run_dir, args.out)
+        print(f"exported to {out} (load with transformers.AutoModel*.from_pretrained)")
+    elif args.command == "fill-mask":
+        from budgetlm.stages.fill_mask import fill_mask
+
+        if args.top_k < 1:
+            raise UserError("--top-k must be >= 1")
+        for i, preds in enumerate(fill_mask(args.model, args.text, args.top_k)):
+            print(f"[MASK] #{i + 1}: " + "  ".join(f"{t} ({p:.3f})" for t, p in preds))
+    return 0
+
+
+def _print_results(what: str, results: dict, out: str) -> None:
+    print(f"\n{what} finished; results in {out}/results.json, model in {out}/model")
+    for k, v in results.items():
+        if isinstance(v, float):
+            print(f"  {k:<20} {v:.4f}")
+        elif isinstance(v, int):
+            print(f"  {k:<20} {v}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from budgetlm.train.loop import Interrupted
+
+    try:
+        return run(args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except Interrupted as e:
+        print(str(e), file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

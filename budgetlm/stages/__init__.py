@@ -1,0 +1,1 @@
+"""Stage functions behind the CLI: each takes a validated config and a run directory."""

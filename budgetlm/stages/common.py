@@ -1,0 +1,55 @@
+"""What every stage does first and last: check inputs and the run directory, write JSON atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from budgetlm.data.readers import check_input_file
+from budgetlm.errors import UserError
+from budgetlm.train.loop import existing_run_problem
+
+
+def prepare_run_dir(run_dir: Path, resume: bool, inputs: list[str] = ()) -> None:
+    """Fail before any heavy work: missing inputs, a run that would be overwritten, an unwritable --out."""
+    for f in inputs:
+        if Path(f).is_dir() and (Path(f) / "tokenizer.json").exists():
+            continue
+        check_input_file(f)
+    problem = existing_run_problem(run_dir, resume)
+    if problem:
+        raise UserError(problem)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError("--out exists and is not a directory", path=str(run_dir))
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=run_dir, prefix=".write-test-", delete=True)
+        probe.close()
+    except OSError as e:
+        raise UserError(f"cannot write to the output directory ({e.strerror})", path=str(run_dir)) from None
+
+
+def write_json(path: Path, obj) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def load_any_model(path: str | Path):
+    """(model, meta, tokenizer.json path) from a run dir, a budgetlm model dir, or an exported HF dir."""
+    from budgetlm.models.io import TOKENIZER, is_model_dir, load_model
+
+    p = Path(path)
+    if not p.exists():
+        raise UserError("model path not found", path=str(p))
+    for candidate in (p, p / "model"):
+        if is_model_dir(candidate):
+            model, meta = load_model(candidate)
+            return model, meta, candidate / TOKENIZER
+    if (p / "config.json").is_file():
+        from budgetlm.export.hf import load_any
+
+        return load_any(p)
+    raise UserError("not a budgetlm run or model directory, nor a transformers export", path=str(p))

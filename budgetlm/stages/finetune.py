@@ -1,0 +1,75 @@
+"""`budgetlm finetune`: a pre-trained encoder + a classification head, trained on labelled sentences."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import torch
+
+from budgetlm.config import FinetuneConfig
+from budgetlm.data.batches import ExampleBatches
+from budgetlm.models import Model, SequenceClassificationHead, count_parameters
+from budgetlm.models.io import model_meta, save_model
+from budgetlm.stages.common import load_any_model, prepare_run_dir, write_json
+from budgetlm.tasks.classification import (
+    classification_metrics, classification_step, label_ids, label_names, predict, read_examples, resolve_task_files,
+)
+from budgetlm.tokenizer import load_tokenizer
+from budgetlm.train.logs import plot_loss
+from budgetlm.train.loop import train
+
+
+def encode(tok, texts: list[str], max_len: int) -> list[list[int]]:
+    tok.enable_truncation(max_len)
+    return [e.ids for e in tok.encode_batch(texts)]  # [CLS] text [SEP]
+
+
+def finetune(cfg: FinetuneConfig, model_path: str | Path, run_dir: str | Path, resume: bool = False, scratch: bool = False) -> dict:
+    run_dir = Path(run_dir)
+    train_file, valid_file, text_col, label_col, header = resolve_task_files(cfg.data)
+    prepare_run_dir(run_dir, resume, inputs=[train_file, valid_file])
+    pretrained, meta, tok_file = load_any_model(model_path)
+    train_ex = read_examples(train_file, text_col, label_col, header)
+    valid_ex = read_examples(valid_file, text_col, label_col, header)
+    names = label_names(train_ex)
+    y_train, y_valid = label_ids(train_ex, names), label_ids(valid_ex, names)
+
+    model_cfg = dataclasses.replace(pretrained.cfg)
+    if cfg.dropout >= 0:
+        model_cfg.dropout = cfg.dropout
+    max_len = min(cfg.data.max_seq_len or model_cfg.max_seq_len, model_cfg.max_seq_len)
+    tok = load_tokenizer(tok_file)
+    x_train, x_valid = encode(tok, train_ex.texts, max_len), encode(tok, valid_ex.texts, max_len)
+
+    torch.manual_seed(cfg.train.seed)
+    model = Model(model_cfg, {"cls": SequenceClassificationHead(model_cfg, cfg.head, len(names))})
+    if not scratch:
+        model.encoder.load_state_dict(pretrained.encoder.state_dict())
+    del pretrained
+    print(f"fine-tuning {'a randomly initialised' if scratch else 'the pre-trained'} encoder "
+          f"({count_parameters(model) / 1e6:.1f}M parameters) on {len(x_train):,} examples, "
+          f"{len(names)} labels; validating on {len(x_valid):,}", file=sys.stderr)
+    write_json(run_dir / "config.json", {"stage": "finetune", **dataclasses.asdict(cfg), "resolved": {
+        "model": str(model_path), "scratch": scratch, "train_file": train_file, "valid_file": valid_file,
+        "text_column": text_col, "label_column": label_col, "labels": names}})
+
+    def step_fn(model, batch, step, micro):
+        loss, logits = classification_step(model, batch)
+        acc = (logits.detach().argmax(-1) == batch["labels"]).float().mean()
+        return loss, int(batch["attention_mask"].sum()), {"train_accuracy": round(float(acc), 4)}
+
+    def evaluate(model):
+        return classification_metrics(predict(model, x_valid), y_valid)
+
+    batches = ExampleBatches(x_train, y_train, cfg.train.batch_size, cfg.train.seed)
+    state = train(model, batches, step_fn, cfg.train, run_dir, evaluate=evaluate, resume=resume, desc="finetune")
+    results = {k.removeprefix("eval_"): v for k, v in state.history[-1].items()}
+    results.update({"steps": state.step, "train_seconds": round(state.elapsed, 1), "valid_file": valid_file,
+                    "labels": names, "scratch": scratch, "pretrained": str(model_path)})
+    save_model(model, run_dir / "model", model_meta(model, "classifier", head=dataclasses.asdict(cfg.head), labels=names,
+                                                      stage="finetune", results=results), tok_file)
+    write_json(run_dir / "results.json", results)
+    plot_loss(run_dir)
+    return results

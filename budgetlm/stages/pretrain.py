@@ -1,0 +1,102 @@
+"""`budgetlm pretrain`: tokenizer (trained if not given) -> token cache -> masked-LM training -> model + report."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from budgetlm.config import PretrainConfig
+from budgetlm.data.batches import BlockBatches, BlockDataset, special_mask
+from budgetlm.data.cache import build_or_load
+from budgetlm.data.readers import ReadStats, read_texts
+from budgetlm.data.root import english_pretraining_files, wikitext2
+from budgetlm.errors import UserError
+from budgetlm.models import build_mlm_model, count_parameters
+from budgetlm.models.io import model_meta, save_model
+from budgetlm.objectives import MASKING_FUNCTIONS
+from budgetlm.objectives.mlm import mlm_loss
+from budgetlm.stages.common import prepare_run_dir, write_json
+from budgetlm.tasks.mlm import mlm_eval, pseudo_perplexity
+from budgetlm.tokenizer import MASK, SPECIAL_TOKENS, load_tokenizer, tokenizer_path, train_tokenizer
+from budgetlm.train.logs import plot_loss
+from budgetlm.train.loop import train
+
+
+def step_seed(seed: int, step: int, micro: int) -> int:
+    """Masking randomness is a pure function of (seed, step, micro-batch), so resumed runs re-draw it exactly."""
+    return int(np.random.SeedSequence([seed, step, micro]).generate_state(1)[0])
+
+
+def resolve_files(cfg: PretrainConfig) -> tuple[list[str], str]:
+    train_files = list(cfg.data.train) or [str(p) for p in english_pretraining_files()]
+    valid = cfg.data.valid or str(wikitext2("valid"))
+    return train_files, valid
+
+
+def pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False) -> dict:
+    run_dir = Path(run_dir)
+    train_files, valid_file = resolve_files(cfg)
+    prepare_run_dir(run_dir, resume, inputs=train_files + [valid_file] + ([cfg.data.tokenizer] if cfg.data.tokenizer else []))
+
+    # tokenizer: given, kept from the run being resumed, or trained on the training text
+    tok_file = run_dir / "tokenizer.json"
+    if not (resume and tok_file.exists()):
+        if cfg.data.tokenizer:
+            shutil.copyfile(tokenizer_path(cfg.data.tokenizer), tok_file)
+        else:
+            print(f"training a WordPiece tokenizer ({cfg.data.vocab_size} tokens) on the training text", file=sys.stderr)
+            stats = ReadStats()
+            texts = (t for f in train_files for t in read_texts(f, cfg.data.doc_split, cfg.data.text_column, stats))
+            train_tokenizer("wordpiece", cfg.data.vocab_size, texts).save(str(tok_file))
+    tok = load_tokenizer(tok_file)
+    vocab = tok.get_vocab_size()
+    if cfg.model.vocab_size == 0:
+        cfg.model.vocab_size = vocab
+    elif cfg.model.vocab_size < vocab:
+        raise UserError(f"model.vocab_size={cfg.model.vocab_size} is smaller than the tokenizer's {vocab}")
+    cfg.model.pad_token_id = 0
+
+    cache_kw = dict(tokenizer=tok_file, cache_dir=cfg.data.cache_dir or None, doc_split=cfg.data.doc_split, text_column=cfg.data.text_column)
+    train_cache = build_or_load(train_files, desc="tokenizing train", **cache_kw)
+    valid_cache = build_or_load([valid_file], desc="tokenizing valid", **cache_kw)
+    train_set = BlockDataset(train_cache, cfg.model.max_seq_len)
+    valid_set = BlockDataset(valid_cache, cfg.model.max_seq_len)
+    write_json(run_dir / "config.json", {"stage": "pretrain", **dataclasses.asdict(cfg), "resolved": {
+        "train_files": train_files, "valid_file": valid_file, "train_tokens": train_cache.n_tokens,
+        "train_blocks": len(train_set), "token_cache": str(train_cache.path)}})
+
+    torch.manual_seed(cfg.train.seed)
+    model = build_mlm_model(cfg.model)
+    print(f"model: {count_parameters(model) / 1e6:.1f}M parameters; train: {train_cache.n_tokens:,} tokens in "
+          f"{len(train_set):,} blocks of {cfg.model.max_seq_len}; budget {cfg.train.budget}", file=sys.stderr)
+    mask_fn = MASKING_FUNCTIONS[cfg.objective.masking]
+
+    def step_fn(model, batch, step, micro):
+        ids = batch["ids"]  # (B, T)
+        g = torch.Generator().manual_seed(step_seed(cfg.train.seed, step, micro))
+        inputs, labels = mask_fn(ids, special_mask(ids), g, cfg.objective, cfg.model.vocab_size, MASK, len(SPECIAL_TOKENS))
+        loss, n, correct = mlm_loss(model, inputs, labels)
+        return loss, ids.numel(), {"mlm_accuracy": round(correct / max(n, 1), 4)}
+
+    batches = BlockBatches(train_set, cfg.train.batch_size, cfg.train.seed)
+    state = train(model, batches, step_fn, cfg.train, run_dir, evaluate=lambda m: mlm_eval(m, valid_set), resume=resume, desc="pretrain")
+
+    model.eval()
+    results = dict(state.history[-1]) if state.history else {}
+    results = {k.removeprefix("eval_"): v for k, v in results.items()}
+    results.update(pseudo_perplexity(model, valid_set))
+    results.update({
+        "steps": state.step, "train_tokens": state.tokens, "train_seconds": round(state.elapsed, 1),
+        "tokens_per_s": round(state.tokens / max(state.elapsed, 1e-9), 1), "valid_file": valid_file,
+        "parameters": count_parameters(model),
+    })
+    save_model(model, run_dir / "model", model_meta(model, "mlm", stage="pretrain", results=results), tok_file)
+    write_json(run_dir / "results.json", results)
+    plot_loss(run_dir)
+    return results

@@ -1,0 +1,25 @@
+"""`budgetlm tokenizer`: train a WordPiece / BPE / Unigram tokenizer on text files."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from budgetlm.data.readers import ReadStats, check_input_file, read_texts
+from budgetlm.tokenizer import TokenizerOptions, train_tokenizer
+
+
+def train_tokenizer_stage(kind: str, vocab_size: int, files: list[str], out: str | Path, opts: TokenizerOptions,
+                          doc_split: str = "blank", text_column: str = "") -> Path:
+    paths = [check_input_file(f) for f in files]
+    stats = ReadStats()
+    texts = (t for p in paths for t in read_texts(p, doc_split, text_column, stats))
+    tok = train_tokenizer(kind, vocab_size, texts, opts)
+    stats.warn()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "tokenizer.json.tmp"
+    tok.save(str(tmp))
+    tmp.replace(out / "tokenizer.json")
+    print(f"{kind} tokenizer with {tok.get_vocab_size()} tokens -> {out / 'tokenizer.json'}", file=sys.stderr)
+    return out / "tokenizer.json"
