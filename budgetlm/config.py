@@ -44,7 +44,8 @@ class ModelConfig:
     activation: str = _f("gelu", f"feed-forward activation, one of {ACTIVATIONS}")
     glu: bool = _f(False, "gated feed-forward (GeGLU with gelu, SwiGLU with silu)")
     norm_position: str = _f("pre", "LayerNorm placement: 'pre' (stable at high LR) or 'post' (original BERT)")
-    embedding_norm: bool = _f(True, "LayerNorm right after the embeddings (BERT/RoBERTa have it; ModernBERT-style pre-LN folds it into block 0)")
+    embedding_norm: bool = _f(True, "LayerNorm right after the embeddings (BERT, RoBERTa and ModernBERT all have one)")
+    first_block_norm: bool = _f(True, "pre-LN: block 0 normalises its attention input; ModernBERT skips it, the embedding norm already did")
     position: str = _f("learned", f"position encoding, one of {POSITIONS}")
     rope_theta: float = _f(10000.0, "RoPE base frequency")
     bias: bool = _f(True, "biases in linear layers and LayerNorms (Cramming/ModernBERT drop them)")
@@ -66,6 +67,8 @@ class ModelConfig:
         _choice(self, "position", POSITIONS)
         if not 0.0 <= self.dropout < 1.0:
             raise UserError(f"model.dropout must be in [0, 1), got {self.dropout}")
+        if not self.first_block_norm and (self.norm_position != "pre" or not self.embedding_norm):
+            raise UserError("model.first_block_norm=false needs model.norm_position=pre and model.embedding_norm=true")
         if self.type_vocab_size < 0:
             raise UserError("model.type_vocab_size must be >= 0")
 

@@ -21,6 +21,8 @@ class Encoder(nn.Module):
         head_dim = cfg.d_model // cfg.n_heads
         self.rope = RotaryEmbedding(head_dim, cfg.max_seq_len, cfg.rope_theta) if cfg.position == "rope" else None
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        if not cfg.first_block_norm:  # ModernBERT: emb_norm output feeds both block 0's attention and the residual
+            self.blocks[0].attn_norm = nn.Identity()
         self.final_norm = layer_norm(cfg) if cfg.norm_position == "pre" else None
         init_weights(self, cfg)
 
