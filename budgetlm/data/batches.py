@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from budgetlm.data.cache import TokenCache
+from budgetlm.errors import UserError
 from budgetlm.tokenizer import CLS, PAD, SPECIAL_TOKENS
 
 
@@ -22,7 +23,9 @@ class BlockDataset:
         self.stride = block_len - 1
         self.n_blocks = cache.n_tokens // self.stride
         if self.n_blocks == 0:
-            raise ValueError(f"corpus has {cache.n_tokens} tokens, fewer than one block of {block_len}")
+            files = ", ".join(cache.meta.get("files", [])) or str(cache.path)
+            raise UserError(f"{files}: only {cache.n_tokens} tokens, fewer than one block of {block_len}; "
+                            "give more text or a smaller model.max_seq_len")
 
     def __len__(self) -> int:
         return self.n_blocks

@@ -10,8 +10,11 @@ Budgets count *training* time only; evaluation and checkpointing pause the clock
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -93,70 +96,101 @@ def train(
     bar.update(min(state.consumed(budget), total))
     window_tokens, window_time, window_loss, window_n = 0, 0.0, 0.0, 0
     model.train()
-    try:
-        while state.consumed(budget) < total:
-            t0 = time.perf_counter()
-            progress = state.consumed(budget) / total
-            lr = lr_at(progress, cfg)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            step_loss, step_tokens, extra = 0.0, 0, {}
-            for micro in range(cfg.grad_accum):
-                batch = next(batches)
-                loss, n_tokens, extra = step_fn(model, batch, state.step, micro)
-                if not torch.isfinite(loss):
-                    raise TrainingDiverged(_diverged_msg("loss", state.step, run_dir))
-                (loss / cfg.grad_accum).backward()
-                step_loss += float(loss.detach()) / cfg.grad_accum
-                step_tokens += n_tokens
-            if cfg.max_grad_norm > 0:
-                norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-                if not torch.isfinite(norm):
-                    raise TrainingDiverged(_diverged_msg("gradient norm", state.step, run_dir))
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            dt = time.perf_counter() - t0
-            before = state.consumed(budget)
-            state.step += 1
-            state.tokens += step_tokens
-            state.elapsed += dt
-            bar.update(min(state.consumed(budget), total) - min(before, total))
-            window_tokens += step_tokens
-            window_time += dt
-            window_loss += step_loss
-            window_n += 1
+    step_start = None  # (data position, RNG state) while a step is in flight
+    with _stop_on_sigint() as stop:
+        try:
+            while state.consumed(budget) < total:
+                step_start = (batches.state_dict(), torch.get_rng_state())
+                t0 = time.perf_counter()
+                progress = state.consumed(budget) / total
+                lr = lr_at(progress, cfg)
+                for g in opt.param_groups:
+                    g["lr"] = lr
+                step_loss, step_tokens, extra = 0.0, 0, {}
+                for micro in range(cfg.grad_accum):
+                    batch = next(batches)
+                    loss, n_tokens, extra = step_fn(model, batch, state.step, micro)
+                    if not torch.isfinite(loss):
+                        raise TrainingDiverged(_diverged_msg("loss", state.step, run_dir))
+                    (loss / cfg.grad_accum).backward()
+                    step_loss += float(loss.detach()) / cfg.grad_accum
+                    step_tokens += n_tokens
+                if cfg.max_grad_norm > 0:
+                    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                    if not torch.isfinite(norm):
+                        raise TrainingDiverged(_diverged_msg("gradient norm", state.step, run_dir))
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+                dt = time.perf_counter() - t0
+                before = state.consumed(budget)
+                state.step += 1
+                step_start = None
+                state.tokens += step_tokens
+                state.elapsed += dt
+                bar.update(min(state.consumed(budget), total) - min(before, total))
+                window_tokens += step_tokens
+                window_time += dt
+                window_loss += step_loss
+                window_n += 1
 
-            if state.step % cfg.log_every == 0:
-                record = {
-                    "step": state.step, "tokens": state.tokens, "loss": round(window_loss / window_n, 5),
-                    "lr": lr, "tokens_per_s": round(window_tokens / max(window_time, 1e-9), 1),
-                    "elapsed_s": round(state.elapsed, 2),
-                }
-                record.update({k: v for k, v in extra.items() if isinstance(v, (int, float))})
-                log.log(record)
-                bar.set_postfix_str(f"loss {record['loss']:.3f} {record['tokens_per_s']:.0f} tok/s", refresh=False)
-                window_tokens, window_time, window_loss, window_n = 0, 0.0, 0.0, 0
+                if state.step % cfg.log_every == 0:
+                    record = {
+                        "step": state.step, "tokens": state.tokens, "loss": round(window_loss / window_n, 5),
+                        "lr": lr, "tokens_per_s": round(window_tokens / max(window_time, 1e-9), 1),
+                        "elapsed_s": round(state.elapsed, 2),
+                    }
+                    record.update({k: v for k, v in extra.items() if isinstance(v, (int, float))})
+                    log.log(record)
+                    bar.set_postfix_str(f"loss {record['loss']:.3f} {record['tokens_per_s']:.0f} tok/s", refresh=False)
+                    window_tokens, window_time, window_loss, window_n = 0, 0.0, 0.0, 0
 
-            finished = state.consumed(budget) >= total
-            if evaluate is not None and cfg.eval_every and state.step % cfg.eval_every == 0 and not finished:
-                _run_eval(model, evaluate, state, log)
-            if not finished and state.consumed(ckpt_every) - state.last_checkpoint >= ckpt_every.amount:
-                checkpoint()
-    except KeyboardInterrupt:
-        bar.close()
-        path = checkpoint()
-        log.close()
-        raise Interrupted(f"interrupted at step {state.step}; checkpoint saved to {path}; continue with --resume") from None
-    except TrainingDiverged:
-        bar.close()
-        log.close()
-        raise
+                finished = state.consumed(budget) >= total
+                if evaluate is not None and cfg.eval_every and state.step % cfg.eval_every == 0 and not finished:
+                    _run_eval(model, evaluate, state, log)
+                if not finished and state.consumed(ckpt_every) - state.last_checkpoint >= ckpt_every.amount:
+                    checkpoint()
+                if stop.is_set():
+                    raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            bar.close()
+            if step_start is not None:  # interrupted inside a step: rewind it, so resume replays it exactly
+                batches.load_state_dict(step_start[0])
+                torch.set_rng_state(step_start[1])
+                opt.zero_grad(set_to_none=True)
+            path = checkpoint()
+            log.close()
+            raise Interrupted(f"interrupted at step {state.step}; checkpoint saved to {path}; continue with --resume") from None
+        except TrainingDiverged:
+            bar.close()
+            log.close()
+            raise
     bar.close()
     if evaluate is not None:
         _run_eval(model, evaluate, state, log)
     checkpoint()
     log.close()
     return state
+
+
+@contextmanager
+def _stop_on_sigint():
+    """First Ctrl-C asks the loop to stop at the next step boundary; a second one interrupts at once."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        tqdm.write("stopping after this step (Ctrl-C again to stop now)", file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _run_eval(model, evaluate, state: LoopState, log: MetricsLog) -> None:

@@ -1,0 +1,124 @@
+"""Batching: epochs cover every example once, resuming from state_dict replays the identical sequence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from budgetlm.data.batches import BlockBatches, BlockDataset, EpochSampler, ExampleBatches, pad_batch, special_mask
+from budgetlm.data.cache import build_or_load
+from budgetlm.tokenizer import CLS, MASK, PAD, SEP, UNK
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 40), batch_size=st.integers(1, 17), seed=st.integers(0, 2**32 - 1), epochs=st.integers(1, 4))
+def test_every_index_once_per_epoch(n, batch_size, seed, epochs):
+    sampler = EpochSampler(n, batch_size, seed)
+    drawn = []
+    while len(drawn) < n * epochs:
+        batch = sampler.next_indices()
+        assert len(batch) == batch_size
+        drawn.extend(batch.tolist())
+    for e in range(epochs):
+        assert sorted(drawn[e * n:(e + 1) * n]) == list(range(n)), f"epoch {e}"
+
+
+def test_epochs_are_shuffled_differently_and_depend_on_seed():
+    a = EpochSampler(50, 50, seed=0)
+    e0, e1 = a.next_indices(), a.next_indices()
+    assert not np.array_equal(e0, e1)
+    assert not np.array_equal(e0, np.arange(50))
+    assert not np.array_equal(EpochSampler(50, 50, seed=1).next_indices(), e0)
+    assert np.array_equal(EpochSampler(50, 50, seed=0).next_indices(), e0)
+
+
+def test_no_shuffle_is_in_order():
+    s = EpochSampler(5, 3, seed=0, shuffle=False)
+    assert [s.next_indices().tolist() for _ in range(3)] == [[0, 1, 2], [3, 4, 0], [1, 2, 3]]
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 30), batch_size=st.integers(1, 11), seed=st.integers(0, 1000), before=st.integers(0, 12))
+def test_state_dict_resumes_the_identical_sequence(n, batch_size, seed, before):
+    original = EpochSampler(n, batch_size, seed)
+    for _ in range(before):
+        original.next_indices()
+    state = original.state_dict()
+    expected = [original.next_indices().tolist() for _ in range(8)]
+    resumed = EpochSampler(n, batch_size, seed)
+    resumed.load_state_dict(dict(state))
+    assert [resumed.next_indices().tolist() for _ in range(8)] == expected
+
+
+def test_state_dict_is_plain_json_data():
+    import json
+
+    s = EpochSampler(7, 3, seed=0)
+    for _ in range(5):
+        s.next_indices()
+    state = s.state_dict()
+    assert json.loads(json.dumps(state)) == state == {"epoch": 2, "pos": 1}
+
+
+@pytest.fixture
+def token_cache(corpus_file, tiny_tokenizer_file, tmp_path):
+    return build_or_load([corpus_file], tiny_tokenizer_file, cache_dir=tmp_path / "cache")
+
+
+def test_blocks_start_with_cls_and_tile_the_stream(token_cache):
+    ds = BlockDataset(token_cache, 16)
+    assert len(ds) == token_cache.n_tokens // 15
+    stream = token_cache.slice(0, token_cache.n_tokens)
+    for i in (0, 1, len(ds) - 1):
+        b = ds.block(i)
+        assert b.shape == (16,) and b[0] == CLS
+        assert np.array_equal(b[1:], stream[i * 15:(i + 1) * 15])
+    batch = ds.batch([2, 0])
+    assert batch.shape == (2, 16) and batch.dtype == torch.long
+    assert torch.equal(batch[1], torch.from_numpy(ds.block(0)))
+
+
+def test_corpus_shorter_than_one_block(tmp_path, tiny_tokenizer_file):
+    p = tmp_path / "tiny.txt"
+    p.write_text("the cat.\n")
+    c = build_or_load([p], tiny_tokenizer_file, cache_dir=tmp_path / "cache")
+    with pytest.raises(Exception, match="fewer than one block"):
+        BlockDataset(c, 32)
+
+
+def test_block_batches_resume(token_cache):
+    ds = BlockDataset(token_cache, 16)
+    a = BlockBatches(ds, 3, seed=5)
+    for _ in range(4):
+        next(a)
+    state = a.state_dict()
+    expected = [next(a)["ids"] for _ in range(5)]
+    b = BlockBatches(ds, 3, seed=5)
+    b.load_state_dict(state)
+    for want in expected:
+        assert torch.equal(next(b)["ids"], want)
+
+
+def test_pad_batch_right_pads_with_a_mask():
+    out = pad_batch([[2, 7, 3], [2, 3]], type_ids=[[0, 0, 0], [0, 1]])
+    assert out["ids"].tolist() == [[2, 7, 3], [2, 3, PAD]]
+    assert out["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
+    assert out["token_type_ids"].tolist() == [[0, 0, 0], [0, 1, 0]]
+
+
+def test_example_batches_carry_labels_aligned_with_examples():
+    encoded = [[2, 10 + i, 3] for i in range(6)]
+    labels = [i % 2 for i in range(6)]
+    batches = ExampleBatches(encoded, labels, batch_size=4, seed=0)
+    for _ in range(3):
+        b = next(batches)
+        ids = b["ids"][:, 1].tolist()
+        assert b["labels"].tolist() == [(i - 10) % 2 for i in ids]
+
+
+def test_special_mask_marks_the_five_specials():
+    ids = torch.tensor([[PAD, UNK, CLS, SEP, MASK, 5, 99]])
+    assert special_mask(ids).tolist() == [[True] * 5 + [False, False]]

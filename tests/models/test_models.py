@@ -1,0 +1,152 @@
+"""Models: smoke tests over every architecture x head, padding invariance, and an overfit-one-batch check."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from budgetlm.config import HeadConfig, ObjectiveConfig
+from budgetlm.data.batches import pad_batch, special_mask
+from budgetlm.models import Model, SequenceClassificationHead, build_mlm_model, count_parameters
+from budgetlm.models.io import load_model, model_meta, save_model
+from budgetlm.objectives.mlm import IGNORE_INDEX, mask_tokens, mlm_loss
+from budgetlm.tokenizer import CLS, MASK, SEP, SPECIAL_TOKENS
+
+ARCHS = [
+    dict(norm_position=n, position=p, glu=g, bias=b)
+    for n, p, g, b in itertools.product(["pre", "post"], ["learned", "rope"], [True, False], [True, False])
+]
+ARCH_IDS = [f"{a['norm_position']}-{a['position']}-{'glu' if a['glu'] else 'mlp'}-{'bias' if a['bias'] else 'nobias'}" for a in ARCHS]
+HEADS = ["mlm", "cls", "mean"]
+
+
+def _ids(vocab: int, B: int, T: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(len(SPECIAL_TOKENS), vocab, (B, T), generator=g)
+    ids[:, 0], ids[:, -1] = CLS, SEP
+    return ids
+
+
+def _build(cfg, head: str, num_labels: int = 3) -> Model:
+    if head == "mlm":
+        return build_mlm_model(cfg)
+    return Model(cfg, {"cls": SequenceClassificationHead(cfg, HeadConfig(pooling=head, norm=True), num_labels)})
+
+
+@pytest.mark.parametrize("head", HEADS)
+@pytest.mark.parametrize("arch", ARCHS, ids=ARCH_IDS)
+def test_forward_backward_smoke(arch, head, tiny_model_config):
+    torch.manual_seed(0)
+    cfg = tiny_model_config(dropout=0.1, **arch)
+    model = _build(cfg, head).train()
+    B, T = 3, 12
+    ids = _ids(cfg.vocab_size, B, T)
+    if head == "mlm":
+        inputs, labels = mask_tokens(ids, special_mask(ids), torch.Generator().manual_seed(0), ObjectiveConfig(),
+                                     cfg.vocab_size, MASK, len(SPECIAL_TOKENS))
+        loss, n, _ = mlm_loss(model, inputs, labels)
+        assert n == int((labels != IGNORE_INDEX).sum()) > 0
+    else:
+        mask = torch.ones(B, T, dtype=torch.long)
+        mask[1, 8:] = 0  # one padded row
+        hidden = model.encoder(ids, torch.zeros_like(ids), mask)
+        assert hidden.shape == (B, T, cfg.d_model)
+        logits = model.heads["cls"](hidden, mask)
+        assert logits.shape == (B, 3)
+        loss = F.cross_entropy(logits, torch.tensor([0, 1, 2]))
+    assert torch.isfinite(loss)
+    loss.backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None, f"{name} got no gradient"
+        assert torch.isfinite(p.grad).all(), name
+    # the encoder's input embedding always learns something
+    assert model.encoder.tok_emb.weight.grad.abs().sum() > 0
+    # bias=False really drops the biases of every linear layer and norm in the encoder
+    has_bias = any(n.endswith(".bias") for n, _ in model.encoder.named_parameters())
+    assert has_bias == arch["bias"]
+
+
+def test_glu_doubles_the_input_projection(tiny_model_config):
+    plain = build_mlm_model(tiny_model_config(glu=False))
+    gated = build_mlm_model(tiny_model_config(glu=True))
+    assert plain.encoder.blocks[0].mlp.fc_in.out_features == 64
+    assert gated.encoder.blocks[0].mlp.fc_in.out_features == 128
+    assert count_parameters(gated) > count_parameters(plain)
+
+
+def test_rope_has_no_position_table_and_learned_has_one(tiny_model_config):
+    assert build_mlm_model(tiny_model_config(position="rope")).encoder.pos_emb is None
+    assert build_mlm_model(tiny_model_config(position="learned")).encoder.pos_emb.weight.shape == (32, 32)
+
+
+def test_too_long_input_is_refused(tiny_model_config):
+    cfg = tiny_model_config()
+    with pytest.raises(ValueError, match="max_seq_len"):
+        build_mlm_model(cfg).encoder(_ids(cfg.vocab_size, 1, cfg.max_seq_len + 1))
+
+
+@pytest.mark.parametrize("arch", ARCHS, ids=ARCH_IDS)
+def test_padding_invariance(arch, tiny_model_config):
+    """A sequence's hidden states at its real positions do not depend on right-padding in the batch."""
+    torch.manual_seed(0)
+    cfg = tiny_model_config(dropout=0.1, **arch)  # dropout is set, but eval() must switch it off
+    model = Model(cfg, {"cls": SequenceClassificationHead(cfg, HeadConfig(pooling="mean"), 2)}).eval()
+    short = _ids(cfg.vocab_size, 1, 7, seed=1)[0].tolist()
+    long = _ids(cfg.vocab_size, 1, 19, seed=2)[0].tolist()
+    with torch.no_grad():
+        alone = model.encoder(torch.tensor([short]))[0]  # (7, D), no mask at all
+        batch = pad_batch([long, short])
+        padded = model.encoder(batch["ids"], batch["token_type_ids"], batch["attention_mask"])  # (2, 19, D)
+        long_alone = model.encoder(torch.tensor([long]))[0]
+        assert torch.allclose(padded[1, :7], alone, atol=1e-5), (padded[1, :7] - alone).abs().max()
+        assert torch.allclose(padded[0], long_alone, atol=1e-5)
+        # the pooled classifier output is padding-invariant too (mean pooling must ignore [PAD])
+        logits = model.heads["cls"](padded, batch["attention_mask"])
+        alone_logits = model.heads["cls"](alone[None], None)
+        assert torch.allclose(logits[1], alone_logits[0], atol=1e-5)
+
+
+def test_overfit_one_batch(tiny_model_config):
+    """A tiny model must be able to memorise one fixed masked batch: catches broken gradients / heads / masking."""
+    torch.manual_seed(0)
+    cfg = tiny_model_config()
+    model = build_mlm_model(cfg).train()
+    ids = _ids(cfg.vocab_size, 4, 24, seed=3)
+    inputs, labels = mask_tokens(ids, special_mask(ids), torch.Generator().manual_seed(0), ObjectiveConfig(),
+                                 cfg.vocab_size, MASK, len(SPECIAL_TOKENS))
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(100):
+        loss, _, correct = mlm_loss(model, inputs, labels)
+        first = first if first is not None else float(loss.detach())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        final, n, correct = mlm_loss(model.eval(), inputs, labels)
+    assert first > 3.0  # ~ln(vocab) at initialisation
+    assert float(final) < 0.1, f"loss {first:.3f} -> {float(final):.3f}"
+    assert correct == n
+
+
+def test_save_and_load_round_trip(tiny_model_config, tiny_tokenizer_file, tmp_path):
+    torch.manual_seed(0)
+    cfg = tiny_model_config(position="rope", glu=True, bias=False)
+    head = HeadConfig(pooling="mean", norm=True)
+    model = Model(cfg, {"cls": SequenceClassificationHead(cfg, head, 2)}).eval()
+    meta = model_meta(model, "classifier", head={"pooling": "mean", "norm": True}, labels=["neg", "pos"])
+    out = save_model(model, tmp_path / "model", meta, tiny_tokenizer_file)
+    assert (out / "tokenizer.json").read_bytes() == tiny_tokenizer_file.read_bytes()
+    loaded, loaded_meta = load_model(out)
+    assert loaded_meta["labels"] == ["neg", "pos"]
+    for (k1, v1), (k2, v2) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert k1 == k2 and torch.equal(v1, v2)
+    assert not any(k.startswith(("module.", "_orig_mod.")) for k in loaded.state_dict())
+    ids = _ids(cfg.vocab_size, 2, 10)
+    with torch.no_grad():
+        a = model.heads["cls"](model.encoder(ids), None)
+        b = loaded.heads["cls"](loaded.encoder(ids), None)
+    assert torch.equal(a, b)
