@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,6 +141,7 @@ class TrainConfig:
     checkpoint_every: str = _f("5m", "how often to checkpoint: '5m' of training time or '500steps'")
     keep_checkpoints: int = _f(2, "how many recent checkpoints to keep")
     threads: int = _f(0, "torch CPU threads; 0 = all cores")
+    tune_allocator: bool = _f(True, "keep freed memory in glibc's heap instead of page-faulting it in every step (train/memory.py)")
 
     def validate(self) -> None:
         parse_budget(self.budget, "train.budget")

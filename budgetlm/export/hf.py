@@ -7,7 +7,7 @@ No custom code on either side: an export loads offline with `AutoModelForMaskedL
     roberta-prelayernorm  pre-LN, learned positions, plain MLP, biases     RobertaPreLayerNormFor...
     modernbert            pre-LN, RoPE, GLU MLP, no biases, no segments    ModernBertFor...
 
-`FAMILIES` is the registry: per family, the ModelConfig/HeadConfig values it needs, the transformers config it
+`FAMILIES` (export/hf_families.py) is the registry: per family, the ModelConfig/HeadConfig values it needs, the transformers config it
 builds (and reads back), and a list of weight `Rule`s. The same rules drive both directions, so export and
 import cannot drift apart. `to_hf` checks its result on a probe batch, because a wrong mapping gives a model
 that loads fine and predicts garbage.
@@ -20,9 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from safetensors.torch import load_file
@@ -32,325 +30,8 @@ from budgetlm.config import HeadConfig, ModelConfig, from_dict
 from budgetlm.errors import UserError
 from budgetlm.models import Model
 from budgetlm.models.io import CONFIG, TOKENIZER, WEIGHTS, build_from_meta, is_model_dir, load_model, model_meta
+from budgetlm.export.hf_families import EXPORT_NOTE, FAMILIES, Family, head_of, select_family
 from budgetlm.tokenizer import CLS, MASK, SEP, save_for_transformers
-
-EXPORT_NOTE = "budgetlm_export.json"
-KINDS = ("mlm", "classifier")
-
-# our activation name <-> transformers ACT2FN name (both exact: erf GELU, tanh GELU via torch)
-ACT_TO_HF = {"gelu": "gelu", "gelu_tanh": "gelu_pytorch_tanh", "relu": "relu", "silu": "silu", "tanh": "tanh"}
-ACT_FROM_HF = {v: k for k, v in ACT_TO_HF.items()}
-
-
-# ----------------------------------------------------------------------------------------------- weight rules
-
-@dataclass(frozen=True)
-class Rule:
-    """One weight: our state-dict key <-> transformers key(s), converted by `how`.
-
-    copy  same tensor
-    qkv   our fused qkv (rows [q; k; v], heads contiguous in each) <-> three separate projections
-    pos   our position rows 0..T-1 <-> HF rows offset..offset+T-1 (RoBERTa counts positions from pad_token_id+1)
-    type  our segment embedding <-> HF token_type_embeddings; none on our side = one all-zero HF row
-    tied  an HF alias of one of our tensors (the tied decoder); exported, and on import checked to be equal
-    """
-
-    ours: str | None
-    hf: str | tuple[str, str, str]
-    how: str = "copy"
-    offset: int = 0
-
-
-def _linear(ours: str, hf: str, bias: bool) -> list[Rule]:
-    return [Rule(f"{ours}.weight", f"{hf}.weight")] + ([Rule(f"{ours}.bias", f"{hf}.bias")] if bias else [])
-
-
-def _qkv(ours: str, hf: str, bias: bool) -> list[Rule]:
-    """Our fused `ours` <-> `hf`.query / .key / .value."""
-    return [
-        Rule(f"{ours}.{p}", tuple(f"{hf}.{name}.{p}" for name in ("query", "key", "value")), "qkv")
-        for p in (("weight", "bias") if bias else ("weight",))
-    ]
-
-
-BERT_TYPES = "bert.embeddings.token_type_embeddings.weight"
-ROBERTA_TYPES = "roberta_prelayernorm.embeddings.token_type_embeddings.weight"
-
-
-def _bert_rules(cfg: ModelConfig, kind: str) -> list[Rule]:
-    """BertFor*: post-LN, so our attn_norm/mlp_norm are the LayerNorms *after* each residual add."""
-    rules = [
-        Rule("encoder.tok_emb.weight", "bert.embeddings.word_embeddings.weight"),
-        Rule("encoder.pos_emb.weight", "bert.embeddings.position_embeddings.weight", "pos"),
-        Rule("encoder.type_emb.weight" if cfg.type_vocab_size else None, BERT_TYPES, "type"),
-        *_linear("encoder.emb_norm", "bert.embeddings.LayerNorm", True),
-    ]
-    for i in range(cfg.n_layers):
-        ours, hf = f"encoder.blocks.{i}", f"bert.encoder.layer.{i}"
-        rules += [
-            *_qkv(f"{ours}.attn.qkv", f"{hf}.attention.self", True),
-            *_linear(f"{ours}.attn.out", f"{hf}.attention.output.dense", True),
-            *_linear(f"{ours}.attn_norm", f"{hf}.attention.output.LayerNorm", True),
-            *_linear(f"{ours}.mlp.fc_in", f"{hf}.intermediate.dense", True),
-            *_linear(f"{ours}.mlp.fc_out", f"{hf}.output.dense", True),
-            *_linear(f"{ours}.mlp_norm", f"{hf}.output.LayerNorm", True),
-        ]
-    if kind == "mlm":
-        return rules + [
-            *_linear("heads.mlm.dense", "cls.predictions.transform.dense", True),
-            *_linear("heads.mlm.norm", "cls.predictions.transform.LayerNorm", True),
-            Rule("heads.mlm.bias", "cls.predictions.bias"),
-            Rule("encoder.tok_emb.weight", "cls.predictions.decoder.weight", "tied"),
-            Rule("heads.mlm.bias", "cls.predictions.decoder.bias", "tied"),
-        ]
-    # BERT's classifier = pooler (dense + tanh on [CLS]) -> dropout -> classifier
-    return rules + [*_linear("heads.cls.dense", "bert.pooler.dense", True),
-                    *_linear("heads.cls.classifier", "classifier", True)]
-
-
-def _roberta_rules(cfg: ModelConfig, kind: str) -> list[Rule]:
-    """RobertaPreLayerNormFor*: pre-LN; the norms sit inside attention / intermediate, the final norm on the model."""
-    P = "roberta_prelayernorm"
-    rules = [
-        Rule("encoder.tok_emb.weight", f"{P}.embeddings.word_embeddings.weight"),
-        Rule("encoder.pos_emb.weight", f"{P}.embeddings.position_embeddings.weight", "pos", cfg.pad_token_id + 1),
-        Rule("encoder.type_emb.weight" if cfg.type_vocab_size else None, ROBERTA_TYPES, "type"),
-        *_linear("encoder.emb_norm", f"{P}.embeddings.LayerNorm", True),
-        *_linear("encoder.final_norm", f"{P}.LayerNorm", True),
-    ]
-    for i in range(cfg.n_layers):
-        ours, hf = f"encoder.blocks.{i}", f"{P}.encoder.layer.{i}"
-        rules += [
-            *_linear(f"{ours}.attn_norm", f"{hf}.attention.LayerNorm", True),
-            *_qkv(f"{ours}.attn.qkv", f"{hf}.attention.self", True),
-            *_linear(f"{ours}.attn.out", f"{hf}.attention.output.dense", True),
-            *_linear(f"{ours}.mlp_norm", f"{hf}.intermediate.LayerNorm", True),
-            *_linear(f"{ours}.mlp.fc_in", f"{hf}.intermediate.dense", True),
-            *_linear(f"{ours}.mlp.fc_out", f"{hf}.output.dense", True),
-        ]
-    if kind == "mlm":
-        return rules + [
-            *_linear("heads.mlm.dense", "lm_head.dense", True),
-            *_linear("heads.mlm.norm", "lm_head.layer_norm", True),
-            Rule("heads.mlm.bias", "lm_head.bias"),
-            Rule("encoder.tok_emb.weight", "lm_head.decoder.weight", "tied"),
-            Rule("heads.mlm.bias", "lm_head.decoder.bias", "tied"),
-        ]
-    return rules + [*_linear("heads.cls.dense", "classifier.dense", True),
-                    *_linear("heads.cls.classifier", "classifier.out_proj", True)]
-
-
-def _modernbert_rules(cfg: ModelConfig, kind: str) -> list[Rule]:
-    """ModernBertFor*: embeddings.norm is our emb_norm; like ours with first_block_norm=False, HF layer 0 has no attn_norm."""
-    rules = [
-        Rule("encoder.tok_emb.weight", "model.embeddings.tok_embeddings.weight"),
-        Rule("encoder.emb_norm.weight", "model.embeddings.norm.weight"),
-        Rule("encoder.final_norm.weight", "model.final_norm.weight"),
-    ]
-    for i in range(cfg.n_layers):
-        ours, hf = f"encoder.blocks.{i}", f"model.layers.{i}"
-        if i > 0:
-            rules.append(Rule(f"{ours}.attn_norm.weight", f"{hf}.attn_norm.weight"))
-        rules += [
-            Rule(f"{ours}.attn.qkv.weight", f"{hf}.attn.Wqkv.weight"),  # same fused [q; k; v] layout as ours
-            Rule(f"{ours}.attn.out.weight", f"{hf}.attn.Wo.weight"),
-            Rule(f"{ours}.mlp_norm.weight", f"{hf}.mlp_norm.weight"),
-            Rule(f"{ours}.mlp.fc_in.weight", f"{hf}.mlp.Wi.weight"),  # Wi -> (input, gate), act(input) * gate: as ours
-            Rule(f"{ours}.mlp.fc_out.weight", f"{hf}.mlp.Wo.weight"),
-        ]
-    if kind == "mlm":
-        return rules + [
-            Rule("heads.mlm.dense.weight", "head.dense.weight"),
-            Rule("heads.mlm.norm.weight", "head.norm.weight"),
-            Rule("heads.mlm.bias", "decoder.bias"),
-            Rule("encoder.tok_emb.weight", "decoder.weight", "tied"),
-        ]
-    return rules + [
-        Rule("heads.cls.dense.weight", "head.dense.weight"),
-        Rule("heads.cls.norm.weight", "head.norm.weight"),
-        *_linear("heads.cls.classifier", "classifier", True),
-    ]
-
-
-# ----------------------------------------------------------------------------------------------- transformers configs
-
-def _bert_like_config(cfg: ModelConfig, head: HeadConfig | None, position_offset: int) -> dict:
-    return dict(
-        hidden_act=ACT_TO_HF[cfg.activation],
-        max_position_embeddings=cfg.max_seq_len + position_offset,
-        type_vocab_size=max(cfg.type_vocab_size, 1),
-        layer_norm_eps=cfg.norm_eps,
-        hidden_dropout_prob=cfg.dropout,
-        attention_probs_dropout_prob=cfg.dropout,
-        classifier_dropout=head.dropout if head else None,
-    )
-
-
-def _bert_like_back(hf, position_offset: int) -> tuple[dict, dict]:
-    model = dict(
-        activation=ACT_FROM_HF.get(hf.hidden_act, hf.hidden_act),
-        max_seq_len=hf.max_position_embeddings - position_offset,
-        type_vocab_size=hf.type_vocab_size,
-        norm_eps=hf.layer_norm_eps,
-        dropout=hf.hidden_dropout_prob,
-    )
-    dropout = hf.classifier_dropout if hf.classifier_dropout is not None else hf.hidden_dropout_prob
-    return model, dict(pooling="cls", activation="tanh", norm=False, dropout=dropout)
-
-
-def _bert_problems(hf, raw: dict, kind: str) -> list[str]:
-    problems = []
-    if hf.hidden_act not in ACT_FROM_HF:
-        problems.append(f"hidden_act={hf.hidden_act!r} (supported: {', '.join(ACT_FROM_HF)})")
-    if raw.get("position_embedding_type", "absolute") != "absolute":
-        problems.append(f"position_embedding_type={raw['position_embedding_type']!r} (only 'absolute')")
-    if getattr(hf, "is_decoder", False):
-        problems.append("is_decoder=true")
-    return problems
-
-
-def _roberta_problems(hf, raw: dict, kind: str) -> list[str]:
-    problems = _bert_problems(hf, raw, kind)
-    if hf.hidden_act != "gelu":  # RoBERTa's LM head hard-codes erf GELU; ours uses model.activation
-        problems.append(f"hidden_act={hf.hidden_act!r} (only 'gelu')")
-    if hf.max_position_embeddings <= hf.pad_token_id + 1:
-        problems.append("max_position_embeddings leaves no room after pad_token_id + 1")
-    return problems
-
-
-def _modernbert_config(cfg: ModelConfig, head: HeadConfig | None) -> dict:
-    rope = {"rope_type": "default", "rope_theta": cfg.rope_theta}
-    return dict(
-        hidden_activation=ACT_TO_HF[cfg.activation],
-        max_position_embeddings=cfg.max_seq_len,
-        layer_types=["full_attention"] * cfg.n_layers,  # budgetlm has no sliding-window layers
-        rope_parameters={"full_attention": dict(rope), "sliding_attention": dict(rope)},
-        norm_eps=cfg.norm_eps,
-        norm_bias=False, attention_bias=False, mlp_bias=False, classifier_bias=False, decoder_bias=True,
-        embedding_dropout=cfg.dropout, attention_dropout=cfg.dropout, mlp_dropout=cfg.dropout,
-        # the MLM head reuses the prediction head, whose activation is classifier_activation
-        classifier_activation=ACT_TO_HF[head.activation if head else cfg.activation],
-        classifier_pooling=head.pooling if head else "cls",
-        classifier_dropout=head.dropout if head else 0.0,
-        bos_token_id=CLS, eos_token_id=SEP,
-    )
-
-
-def _modernbert_back(hf) -> tuple[dict, dict]:
-    model = dict(
-        activation=ACT_FROM_HF.get(hf.hidden_activation, hf.hidden_activation),
-        max_seq_len=hf.max_position_embeddings,
-        rope_theta=float(hf.rope_parameters["full_attention"]["rope_theta"]),
-        norm_eps=hf.norm_eps,
-        dropout=hf.embedding_dropout,
-    )
-    head = dict(
-        pooling=hf.classifier_pooling, norm=True, dropout=hf.classifier_dropout,
-        activation=ACT_FROM_HF.get(hf.classifier_activation, hf.classifier_activation),
-    )
-    return model, head
-
-
-def _modernbert_problems(hf, raw: dict, kind: str) -> list[str]:
-    problems = []
-    if any(t != "full_attention" for t in hf.layer_types):
-        problems.append("sliding-window (local attention) layers; budgetlm has global attention only")
-    if hf.rope_parameters["full_attention"].get("rope_type", "default") != "default":
-        problems.append("a RoPE scaling type other than 'default'")
-    for name in ("norm_bias", "attention_bias", "mlp_bias", "classifier_bias"):
-        if getattr(hf, name):
-            problems.append(f"{name}=true")
-    for name in ("hidden_activation", "classifier_activation"):
-        if getattr(hf, name) not in ACT_FROM_HF:
-            problems.append(f"{name}={getattr(hf, name)!r} (supported: {', '.join(ACT_FROM_HF)})")
-    if kind == "mlm" and hf.classifier_activation != hf.hidden_activation:
-        problems.append("classifier_activation != hidden_activation (budgetlm's MLM head uses model.activation)")
-    return problems
-
-
-# ----------------------------------------------------------------------------------------------- the registry
-
-@dataclass(frozen=True)
-class Family:
-    name: str  # transformers `model_type`
-    needs: dict  # ModelConfig field -> the value this family requires
-    head_needs: dict  # HeadConfig field -> required value (classifiers only)
-    config_class: str
-    classes: dict  # kind -> transformers model class
-    rules: Callable[[ModelConfig, str], list[Rule]]
-    hf_config: Callable[[ModelConfig, HeadConfig | None], dict]  # family-specific transformers config kwargs
-    back: Callable  # transformers config -> (ModelConfig kwargs, HeadConfig kwargs)
-    problems: Callable  # (transformers config, raw config.json, kind) -> reasons it cannot be imported
-    type_key: str | None = None  # HF segment embedding; None = the family has no token types
-    ignore_on_import: tuple[str, ...] = ()  # HF weights that do not affect the outputs we keep
-
-
-_LEARNED = dict(position="learned", glu=False, bias=True, embedding_norm=True)
-_TANH_CLS_HEAD = dict(pooling="cls", activation="tanh", norm=False)
-
-FAMILIES: dict[str, Family] = {
-    "bert": Family(
-        name="bert",
-        needs=dict(norm_position="post", **_LEARNED),
-        head_needs=_TANH_CLS_HEAD,
-        config_class="BertConfig",
-        classes={"mlm": "BertForMaskedLM", "classifier": "BertForSequenceClassification"},
-        rules=_bert_rules,
-        hf_config=lambda cfg, head: _bert_like_config(cfg, head, 0),
-        back=lambda hf: _bert_like_back(hf, 0),
-        problems=_bert_problems,
-        type_key=BERT_TYPES,
-        ignore_on_import=("bert.pooler.", "cls.seq_relationship."),  # BertForPreTraining leftovers
-    ),
-    "roberta-prelayernorm": Family(
-        name="roberta-prelayernorm",
-        needs=dict(norm_position="pre", activation="gelu", **_LEARNED),
-        head_needs=_TANH_CLS_HEAD,
-        config_class="RobertaPreLayerNormConfig",
-        classes={"mlm": "RobertaPreLayerNormForMaskedLM",
-                 "classifier": "RobertaPreLayerNormForSequenceClassification"},
-        rules=_roberta_rules,
-        # RoBERTa numbers real tokens from pad_token_id + 1 (create_position_ids_from_input_ids)
-        hf_config=lambda cfg, head: _bert_like_config(cfg, head, cfg.pad_token_id + 1),
-        back=lambda hf: _bert_like_back(hf, hf.pad_token_id + 1),
-        problems=_roberta_problems,
-        type_key=ROBERTA_TYPES,
-        ignore_on_import=("roberta_prelayernorm.pooler.",),
-    ),
-    "modernbert": Family(
-        name="modernbert",
-        needs=dict(norm_position="pre", position="rope", glu=True, bias=False, embedding_norm=True,
-                   first_block_norm=False, type_vocab_size=0),
-        head_needs=dict(norm=True),
-        config_class="ModernBertConfig",
-        classes={"mlm": "ModernBertForMaskedLM", "classifier": "ModernBertForSequenceClassification"},
-        rules=_modernbert_rules,
-        hf_config=_modernbert_config,
-        back=_modernbert_back,
-        problems=_modernbert_problems,
-    ),
-}
-
-
-def _unmet(section: str, obj, needs: dict) -> list[str]:
-    return [f"{section}.{k}={v!r}" for k, v in needs.items() if getattr(obj, k) != v]
-
-
-def select_family(cfg: ModelConfig, kind: str, head: HeadConfig | None = None) -> Family:
-    """The one family whose requirements the model meets, or a UserError listing what each family needs."""
-    reasons = []
-    for family in FAMILIES.values():
-        unmet = _unmet("model", cfg, family.needs) + (_unmet("head", head, family.head_needs) if head else [])
-        if not unmet:
-            return family
-        reasons.append(f"{family.name} needs {', '.join(unmet)}")
-    raise UserError("no transformers class matches this model: " + "; ".join(reasons))
-
-
-def _head_of(meta: dict) -> HeadConfig | None:
-    if meta["kind"] not in KINDS:
-        raise UserError(f"cannot export a model of kind {meta['kind']!r}; exportable kinds: {', '.join(KINDS)}")
-    return from_dict(HeadConfig, meta.get("head") or {}, prefix="head.") if meta["kind"] == "classifier" else None
 
 
 # ----------------------------------------------------------------------------------------------- budgetlm -> HF
@@ -381,7 +62,7 @@ def hf_config(model: Model, meta: dict):
     """(family, transformers config) for `model`; UserError if no family matches."""
     import transformers
 
-    cfg, kind, head = model.cfg, meta["kind"], _head_of(meta)
+    cfg, kind, head = model.cfg, meta["kind"], head_of(meta)
     family = select_family(cfg, kind, head)
     kwargs = dict(
         vocab_size=cfg.vocab_size, hidden_size=cfg.d_model, num_hidden_layers=cfg.n_layers,
@@ -469,7 +150,7 @@ def export_hf(model_dir: str | Path, out_dir: str | Path, verify: bool = True) -
         raise UserError("exists and is not an earlier export; refusing to replace it", path=str(out))
     model, meta = load_model(src)
     hf = to_hf(model, meta, verify=verify)
-    family = select_family(model.cfg, meta["kind"], _head_of(meta))
+    family = select_family(model.cfg, meta["kind"], head_of(meta))
 
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)

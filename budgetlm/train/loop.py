@@ -26,6 +26,7 @@ from budgetlm.config import Budget, TrainConfig, parse_budget
 from budgetlm.errors import UserError
 from budgetlm.train.checkpoint import list_checkpoints, load_latest, save_checkpoint
 from budgetlm.train.logs import MetricsLog
+from budgetlm.train.memory import tune_allocator
 from budgetlm.train.optim import build_optimizer
 from budgetlm.train.schedule import lr_at
 
@@ -69,6 +70,8 @@ def train(
     ckpt_every = parse_budget(cfg.checkpoint_every, "train.checkpoint_every")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    if cfg.tune_allocator:
+        tune_allocator()
     opt = build_optimizer(model, cfg)
     state = LoopState()
     if resume:
