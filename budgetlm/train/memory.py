@@ -5,15 +5,18 @@ Why: PyTorch's CPU tensors come straight from malloc/free. glibc serves large bl
 munmap()s them on free (above M_MMAP_THRESHOLD: dynamic, at most 32 MiB on 64-bit), and gives the free top
 of the heap back to the kernel (above M_TRIM_THRESHOLD). A training step allocates and frees the same large
 activations every step, so the kernel zero-fills and page-faults them in again every step.
-bench/throughput.py, 4 layers x d_model 256, batch 32 x 128, 2-core CPU (2025-11-23, shared machine):
+bench/throughput.py, 4 layers x d_model 256, batch 32 x 128, 2-core CPU (2026-11-23, shared machine, so the
+times are rough; the fault counts and kernel CPU times are not load-sensitive):
 
-                               default glibc                    tune_allocator()
-  budgetlm (bert)         ~120k faults, ~0.22 CPU-s kernel    0 faults, ~0 kernel; ~5-10% less time/step
-  BertForMaskedLM         ~520k faults, ~0.9 CPU-s kernel     0 faults, ~0 kernel; ~20% less time/step
+                         glibc defaults, per step                tune_allocator(), per step
+  budgetlm (bert)        70-140k minor faults, 0.13-0.26 CPU-s    0 faults, ~0 kernel time; ~8% less wall time
+                         in the kernel (6% of its CPU time)
+  BertForMaskedLM        ~500k faults, ~1 CPU-s in the kernel     0 faults, ~0 kernel time; ~20% less wall time
+                         (18% of its CPU time)
 
 With mmap off (M_MMAP_MAX = 0) and trimming off, every block comes from the heap and stays there once freed,
-so from the second step on the same memory is reused without faults. Raising only M_MMAP_THRESHOLD to its
-32 MiB cap roughly halved budgetlm's faults: the (N, V) logits are larger than 32 MiB.
+so from the second step on the same memory is reused without faults. Raising M_MMAP_THRESHOLD to its 32 MiB
+cap instead (trimming off) only halved budgetlm's faults: its (N, V) logits, 74 MB, stay above the cap.
 
 The cost is memory: the heap stays at its high-water mark (plus fragmentation) until the process exits;
 max RSS went 1.3 -> 1.45 GB (budgetlm) and 2.6 -> 3.75 GB (BertForMaskedLM) in the setting above.
