@@ -244,3 +244,20 @@ def test_fill_mask_bad_top_k(pipeline, capsys):
 def test_missing_config_file(pipeline, tmp_path, capsys):
     assert_user_error(capsys, [*pretrain_argv(pipeline, tmp_path / "run"), "--config", tmp_path / "nope.yaml"],
                       "config file not found")
+
+
+def test_export_then_use_the_export_dir(pipeline, tmp_path, capsys):
+    """export --format hf; the exported directory works wherever a run dir does (fill-mask, finetune --model)."""
+    hf_dir = tmp_path / "hf"
+    code, out, err = run_cli(capsys, "export", pipeline / "pre", "--format", "hf", "--out", hf_dir)
+    assert code == 0, err
+    assert (hf_dir / "model.safetensors").is_file() and (hf_dir / "tokenizer.json").is_file()
+    _, from_run, _ = run_cli(capsys, "fill-mask", pipeline / "pre", "the cat [MASK] a dog .", "--top-k", "3")
+    code, from_export, err = run_cli(capsys, "fill-mask", hf_dir, "the cat [MASK] a dog .", "--top-k", "3")
+    assert code == 0, err
+    assert from_export == from_run  # same tokens, same probabilities to 3 decimals
+    code, out, err = run_cli(capsys, "finetune", "--model", hf_dir, "--train", pipeline / "train.tsv",
+                             "--valid", pipeline / "dev.tsv", "--budget", "2steps", "--out", tmp_path / "ft",
+                             "train.batch_size=8", "train.threads=1")
+    assert code == 0, err
+    assert json.loads((tmp_path / "ft" / "results.json").read_text())["steps"] == 2

@@ -29,7 +29,9 @@ import budgetlm
 from budgetlm.config import HeadConfig, ModelConfig, from_dict
 from budgetlm.errors import UserError
 from budgetlm.models import Model
-from budgetlm.models.io import CONFIG, TOKENIZER, WEIGHTS, build_from_meta, is_model_dir, load_model, model_meta
+from budgetlm.models.io import (
+    CONFIG, TOKENIZER, WEIGHTS, build_from_meta, is_model_dir, load_model, model_meta, resolve_model_dir,
+)
 from budgetlm.export.hf_families import EXPORT_NOTE, FAMILIES, Family, head_of, select_family
 from budgetlm.tokenizer import CLS, MASK, SEP, save_for_transformers
 
@@ -138,10 +140,10 @@ def budgetlm_logits(model: Model, kind: str, ids: torch.Tensor, mask: torch.Tens
 
 
 def export_hf(model_dir: str | Path, out_dir: str | Path, verify: bool = True) -> Path:
-    """budgetlm model dir -> transformers dir (config.json, model.safetensors, tokenizer files), atomically."""
-    src, out = Path(model_dir), Path(out_dir)
-    if not is_model_dir(src):
-        raise UserError("not a budgetlm model directory (needs config.json + model.safetensors)", path=str(src))
+    """budgetlm run or model dir -> transformers dir (config.json, model.safetensors, tokenizer files), atomically."""
+    src, out = resolve_model_dir(model_dir), Path(out_dir)
+    if src is None:
+        raise UserError("not a budgetlm run or model directory (needs [model/]config.json + model.safetensors)", path=str(model_dir))
     if not (src / TOKENIZER).is_file():
         raise UserError(f"no {TOKENIZER} beside the model; an export needs the tokenizer", path=str(src))
     if out.resolve() == src.resolve():

@@ -85,6 +85,14 @@ def is_model_dir(path: str | Path) -> bool:
         return False
 
 
+def resolve_model_dir(path: str | Path) -> Path | None:
+    """The model directory for a path that is one, or a run directory holding one in `model/`."""
+    for candidate in (Path(path), Path(path) / "model"):
+        if is_model_dir(candidate):
+            return candidate
+    return None
+
+
 def load_model(path: str | Path) -> tuple[Model, dict]:
     p = Path(path)
     try:

@@ -39,15 +39,15 @@ def write_json(path: Path, obj) -> None:
 
 def load_any_model(path: str | Path):
     """(model, meta, tokenizer.json path) from a run dir, a budgetlm model dir, or an exported HF dir."""
-    from budgetlm.models.io import TOKENIZER, is_model_dir, load_model
+    from budgetlm.models.io import TOKENIZER, load_model, resolve_model_dir
 
     p = Path(path)
     if not p.exists():
         raise UserError("model path not found", path=str(p))
-    for candidate in (p, p / "model"):
-        if is_model_dir(candidate):
-            model, meta = load_model(candidate)
-            return model, meta, candidate / TOKENIZER
+    model_dir = resolve_model_dir(p)
+    if model_dir is not None:
+        model, meta = load_model(model_dir)
+        return model, meta, model_dir / TOKENIZER
     if (p / "config.json").is_file():
         from budgetlm.export.hf import load_any
 
