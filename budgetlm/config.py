@@ -7,7 +7,7 @@ Unknown keys, wrong types and inconsistent values are `UserError`s raised before
 from __future__ import annotations
 
 import dataclasses
-import json
+import math
 import re
 import typing
 from dataclasses import dataclass, field
@@ -301,10 +301,12 @@ def _coerce(value, tp, key: str):
     elif tp is float:
         if isinstance(value, str):  # YAML 1.1 reads "3e-4" (no dot) as a string
             try:
-                return float(value)
+                value = float(value)
             except ValueError:
                 pass
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise UserError(f"{key}: must be a finite number, got {value!r}")
             return float(value)
     elif tp is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
@@ -396,14 +398,6 @@ def _deep_merge(a: dict, b: dict) -> dict:
     for k, v in b.items():
         out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
-
-
-def to_dict(cfg) -> dict:
-    return dataclasses.asdict(cfg)
-
-
-def dumps(cfg) -> str:
-    return json.dumps(to_dict(cfg), indent=2)
 
 
 def describe(cls, prefix: str = "") -> list[str]:

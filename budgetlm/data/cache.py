@@ -125,11 +125,11 @@ def build_or_load(
                 for doc in read_texts(p, doc_split, text_column, stats):
                     batch.append(doc)
                     if len(batch) == ENCODE_BATCH:
-                        n_docs += _write_batch(tok, batch, out, dtype, shard_tokens, tmp, bar)
+                        n_docs += _write_batch(tok, batch, out, dtype, shard_tokens, bar)
                         out = _maybe_next_shard(out, shard_tokens, tmp)
                         batch = []
                 if batch:
-                    n_docs += _write_batch(tok, batch, out, dtype, shard_tokens, tmp, bar)
+                    n_docs += _write_batch(tok, batch, out, dtype, shard_tokens, bar)
                     out = _maybe_next_shard(out, shard_tokens, tmp)
                 done_bytes += p.stat().st_size
                 bar.n = done_bytes  # chars counted per batch only approximate bytes; settle per file
@@ -155,7 +155,7 @@ def build_or_load(
     return TokenCache(entry, json.loads((entry / "meta.json").read_text()))
 
 
-def _write_batch(tok, batch, out, dtype, shard_tokens, tmp, bar) -> int:
+def _write_batch(tok, batch, out, dtype, shard_tokens, bar) -> int:
     ids = encode_plain(tok, batch)
     lengths = np.fromiter((len(x) + 1 for x in ids), dtype=np.int64, count=len(ids))
     flat = np.empty(int(lengths.sum()), dtype=dtype)

@@ -13,7 +13,6 @@ import os
 import shutil
 from pathlib import Path
 
-import torch
 from safetensors.torch import load_file, save_file
 
 import budgetlm
@@ -111,7 +110,3 @@ def load_model(path: str | Path) -> tuple[Model, dict]:
         raise UserError(f"weights do not match config: missing {missing[:3]}, unexpected {unexpected[:3]}", path=str(p))
     model.eval()
     return model, meta
-
-
-def load_state_into(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
-    module.load_state_dict(state, strict=True)
