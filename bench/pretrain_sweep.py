@@ -45,7 +45,7 @@ def main() -> None:
             subprocess.run(cmd, check=True)
         r = json.loads((run / "results.json").read_text())
         rows.append((name, overrides, r))
-    print(f"\n| variant | overrides | steps | tokens | tokens/s | MLM loss | MLM acc | pseudo-ppl |")
+    print("\n| variant | overrides | steps | tokens | tokens/s | MLM loss | MLM acc | pseudo-ppl |")
     print("|---|---|---|---|---|---|---|---|")
     for name, overrides, r in rows:
         print(f"| {name} | `{overrides}` | {r['steps']} | {r['train_tokens']:,} | {r['tokens_per_s']:.0f} | "

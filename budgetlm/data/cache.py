@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from budgetlm.atomic import sha256_file
 from budgetlm.data.readers import ReadStats, check_input_file, read_texts
 from budgetlm.errors import UserError
 from budgetlm.tokenizer import SEP, encode_plain, load_tokenizer, tokenizer_path
@@ -36,21 +37,13 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "budgetlm" / "tokens"
 
 
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def cache_key(files: list[Path], tokenizer_file: Path, settings: dict) -> str:
     h = hashlib.sha256()
     h.update(json.dumps({"version": CACHE_VERSION, "settings": settings}, sort_keys=True).encode())
-    h.update(_file_digest(tokenizer_file).encode())
+    h.update(sha256_file(tokenizer_file).encode())
     for f in files:
         h.update(f.name.encode())
-        h.update(_file_digest(f).encode())
+        h.update(sha256_file(f).encode())
     return h.hexdigest()[:24]
 
 

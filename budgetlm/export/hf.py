@@ -26,6 +26,7 @@ import torch
 from safetensors.torch import load_file
 
 import budgetlm
+from budgetlm.atomic import replace_dir
 from budgetlm.config import HeadConfig, ModelConfig, from_dict
 from budgetlm.errors import UserError
 from budgetlm.models import Model
@@ -172,19 +173,8 @@ def export_hf(model_dir: str | Path, out_dir: str | Path, verify: bool = True) -
         "kind": meta["kind"],
     }
     (tmp / EXPORT_NOTE).write_text(json.dumps(note, indent=2))
-    _replace_dir(tmp, out)
+    replace_dir(tmp, out)
     return out
-
-
-def _replace_dir(tmp: Path, out: Path) -> None:
-    if out.exists():
-        old = out.with_name(out.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(out)
 
 
 # ----------------------------------------------------------------------------------------------- HF -> budgetlm

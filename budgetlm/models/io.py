@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
 from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
 import budgetlm
+from budgetlm.atomic import fsync_dir, replace_dir
 from budgetlm.config import HeadConfig, ModelConfig, from_dict
 from budgetlm.errors import UserError
 from budgetlm.models import MaskedLMHead, Model, SequenceClassificationHead
@@ -60,17 +60,8 @@ def save_model(model: Model, out_dir: str | Path, meta: dict, tokenizer_file: st
     (tmp / CONFIG).write_text(json.dumps(meta, indent=2))
     if tokenizer_file is not None:
         shutil.copyfile(tokenizer_file, tmp / TOKENIZER)
-    for f in tmp.iterdir():
-        with open(f, "rb") as fh:
-            os.fsync(fh.fileno())
-    if out.exists():
-        old = out.with_name(out.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(out)
+    fsync_dir(tmp)
+    replace_dir(tmp, out)
     return out
 
 

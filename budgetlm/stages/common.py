@@ -1,9 +1,7 @@
-"""What every stage does first and last: check inputs and the run directory, write JSON atomically."""
+"""What every stage does first: check inputs and the run directory; and find the model a stage starts from."""
 
 from __future__ import annotations
 
-import json
-import os
 import tempfile
 from pathlib import Path
 
@@ -29,12 +27,6 @@ def prepare_run_dir(run_dir: Path, resume: bool, inputs: list[str] = ()) -> None
         probe.close()
     except OSError as e:
         raise UserError(f"cannot write to the output directory ({e.strerror})", path=str(run_dir)) from None
-
-
-def write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    os.replace(tmp, path)
 
 
 def load_any_model(path: str | Path):

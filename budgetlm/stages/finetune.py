@@ -12,7 +12,8 @@ from budgetlm.config import FinetuneConfig
 from budgetlm.data.batches import ExampleBatches
 from budgetlm.models import Model, SequenceClassificationHead, count_parameters
 from budgetlm.models.io import model_meta, save_model
-from budgetlm.stages.common import load_any_model, prepare_run_dir, write_json
+from budgetlm.atomic import write_json
+from budgetlm.stages.common import load_any_model, prepare_run_dir
 from budgetlm.tasks.classification import (
     classification_metrics, classification_step, label_ids, label_names, predict, read_examples, resolve_task_files,
 )

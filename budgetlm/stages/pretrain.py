@@ -20,7 +20,8 @@ from budgetlm.models import build_mlm_model, count_parameters
 from budgetlm.models.io import model_meta, save_model
 from budgetlm.objectives import MASKING_FUNCTIONS
 from budgetlm.objectives.mlm import mlm_loss
-from budgetlm.stages.common import prepare_run_dir, write_json
+from budgetlm.atomic import write_json
+from budgetlm.stages.common import prepare_run_dir
 from budgetlm.tasks.mlm import mlm_eval, pseudo_perplexity
 from budgetlm.tokenizer import MASK, SPECIAL_TOKENS, load_tokenizer, tokenizer_path, train_tokenizer
 from budgetlm.train.logs import plot_loss

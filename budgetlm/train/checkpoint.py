@@ -11,7 +11,6 @@ newest is damaged. Only safetensors and JSON are read: nothing is unpickled.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -21,27 +20,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from budgetlm.atomic import fsync_dir, sha256_file
+
 CKPT_DIR = "checkpoints"
 PREFIX = "step_"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict, dict]:
@@ -84,17 +66,14 @@ def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, opt: torch
         "step": step,
         "loop": loop_state,
         "optimizer": opt_extra,
-        "sha256": {f: _sha256(tmp / f) for f in ("model.safetensors", "optimizer.safetensors")},
+        "sha256": {f: sha256_file(tmp / f) for f in ("model.safetensors", "optimizer.safetensors")},
     }
     (tmp / "state.json").write_text(json.dumps(state))
-    for f in tmp.iterdir():
-        with open(f, "rb") as fh:
-            os.fsync(fh.fileno())
-    _fsync_dir(tmp)
+    fsync_dir(tmp)
     if final.exists():
         shutil.rmtree(final)
     tmp.rename(final)
-    _fsync_dir(root)
+    fsync_dir(root)
     for old in list_checkpoints(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -116,7 +95,7 @@ def verify(ckpt: Path) -> str | None:
     for name, digest in state.get("sha256", {}).items():
         if not (ckpt / name).is_file():
             return f"{name} missing"
-        if _sha256(ckpt / name) != digest:
+        if sha256_file(ckpt / name) != digest:
             return f"{name} checksum mismatch (truncated or corrupted)"
     return None
 
