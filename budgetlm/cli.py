@@ -134,12 +134,16 @@ def _print_results(what: str, results: dict, out: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
+    return guarded(lambda: run(args))
+
+
+def guarded(job) -> int:
+    """Run `job()`; user errors become one `error:` line and exit 2, Ctrl-C exit 130 (after its checkpoint)."""
     from budgetlm.train.loop import Interrupted
 
     try:
-        return run(args)
+        return job()
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

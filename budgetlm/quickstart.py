@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+from budgetlm.cli import guarded
 from budgetlm.config import FinetuneConfig, PretrainConfig, build_config
 from budgetlm.data.root import data_root, english_pretraining_files
 from budgetlm.errors import UserError
@@ -39,11 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pretrain-budget", default="4m")
     ap.add_argument("--finetune-budget", default="3m")
     args = ap.parse_args(argv)
-    try:
-        return _run(args)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return guarded(lambda: _run(args))
 
 
 def _run(args) -> int:
