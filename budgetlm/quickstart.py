@@ -16,6 +16,7 @@ from budgetlm.cli import guarded
 from budgetlm.config import FinetuneConfig, PretrainConfig, build_config
 from budgetlm.data.root import data_root, english_pretraining_files
 from budgetlm.errors import UserError
+from budgetlm.train.checkpoint import list_checkpoints
 
 PRETRAIN_CONFIG = "configs/sst2-budget-pretrain.yaml"
 FINETUNE_CONFIG = "configs/sst2-finetune.yaml"
@@ -58,12 +59,12 @@ def _run(args) -> int:
         print(f"== 1/3 pre-training for {args.pretrain_budget} on {len(train_files)} files", file=sys.stderr)
         cfg = build_config(PretrainConfig, _config_path(PRETRAIN_CONFIG),
                            [f"train.budget={args.pretrain_budget}", f"data.train={json.dumps(train_files)}", "train.eval_every=0"])
-        pre = pretrain(cfg, pre_dir, resume=bool(list((pre_dir / "checkpoints").glob("step_*"))) if pre_dir.exists() else False)
+        pre = pretrain(cfg, pre_dir, resume=bool(list_checkpoints(pre_dir)))
     ft = _done(ft_dir)
     if ft is None:
         print(f"== 2/3 fine-tuning on SST-2 for {args.finetune_budget}", file=sys.stderr)
         cfg = build_config(FinetuneConfig, _config_path(FINETUNE_CONFIG), [f"train.budget={args.finetune_budget}"])
-        ft = finetune(cfg, pre_dir, ft_dir, resume=bool(list((ft_dir / "checkpoints").glob("step_*"))) if ft_dir.exists() else False)
+        ft = finetune(cfg, pre_dir, ft_dir, resume=bool(list_checkpoints(ft_dir)))
     if not hf_dir.exists():
         print("== 3/3 exporting the classifier for transformers", file=sys.stderr)
         export_hf(ft_dir, hf_dir)

@@ -74,6 +74,19 @@ def corpus_text() -> str:
     return make_corpus(seed=0)
 
 
+@pytest.fixture(scope="session")
+def write_text_files(corpus_text):
+    """write(d): train.txt (the whole corpus) and valid.txt (its first 8 paragraphs) in d; returns the paragraphs."""
+
+    def write(d) -> list[str]:
+        paragraphs = corpus_text.split("\n\n")
+        (d / "train.txt").write_text(corpus_text)
+        (d / "valid.txt").write_text("\n\n".join(paragraphs[:8]) + "\n")
+        return paragraphs
+
+    return write
+
+
 @pytest.fixture
 def corpus_file(tmp_path, corpus_text):
     p = tmp_path / "corpus.txt"

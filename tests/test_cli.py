@@ -56,12 +56,10 @@ def assert_user_error(capsys, argv, *fragments, only_output: bool = True) -> str
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory, corpus_text):
+def pipeline(tmp_path_factory, write_text_files):
     """tokenizer + pretrain through the CLI, once per module."""
     d = tmp_path_factory.mktemp("cli")
-    paragraphs = corpus_text.split("\n\n")
-    (d / "train.txt").write_text(corpus_text)
-    (d / "valid.txt").write_text("\n\n".join(paragraphs[:8]) + "\n")
+    write_text_files(d)
     write_tsv(d / "train.tsv", labelled_rows(0, 40))
     write_tsv(d / "dev.tsv", labelled_rows(1, 12))
     with pytest.MonkeyPatch.context() as mp:

@@ -66,7 +66,7 @@ def finetune(cfg: FinetuneConfig, model_path: str | Path, run_dir: str | Path, r
 
     batches = ExampleBatches(x_train, y_train, cfg.train.batch_size, cfg.train.seed)
     state = train(model, batches, step_fn, cfg.train, run_dir, evaluate=evaluate, resume=resume, desc="finetune")
-    results = {k.removeprefix("eval_"): v for k, v in state.history[-1].items()}
+    results = state.last_eval()
     results.update({"steps": state.step, "train_seconds": round(state.elapsed, 1), "valid_file": valid_file,
                     "labels": names, "scratch": scratch, "pretrained": str(model_path)})
     save_model(model, run_dir / "model", model_meta(model, "classifier", head=dataclasses.asdict(cfg.head), labels=names,

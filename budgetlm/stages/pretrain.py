@@ -88,8 +88,7 @@ def pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False) -> 
     state = train(model, batches, step_fn, cfg.train, run_dir, evaluate=lambda m: mlm_eval(m, valid_set), resume=resume, desc="pretrain")
 
     model.eval()
-    results = dict(state.history[-1]) if state.history else {}
-    results = {k.removeprefix("eval_"): v for k, v in results.items()}
+    results = state.last_eval()
     results.update(pseudo_perplexity(model, valid_set))
     results.update({
         "steps": state.step, "train_tokens": state.tokens, "train_seconds": round(state.elapsed, 1),

@@ -48,6 +48,10 @@ class LoopState:
     data: dict = field(default_factory=dict)
     history: list = field(default_factory=list)  # evaluation results
 
+    def last_eval(self) -> dict:
+        """The final evaluation's figures, without the `eval_` prefix they carry in metrics.jsonl."""
+        return {k.removeprefix("eval_"): v for k, v in (self.history[-1] if self.history else {}).items()}
+
     def consumed(self, budget: Budget) -> float:
         return {"seconds": self.elapsed, "steps": self.step, "tokens": self.tokens}[budget.kind]
 

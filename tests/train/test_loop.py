@@ -29,12 +29,10 @@ INTERRUPT_AT = 6  # steps completed when Ctrl-C arrives
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory, corpus_text):
+def inputs(tmp_path_factory, write_text_files):
     """Corpus, validation text, tokenizer and token cache dir shared by every run in this module."""
     d = tmp_path_factory.mktemp("loop-inputs")
-    paragraphs = corpus_text.split("\n\n")
-    (d / "train.txt").write_text(corpus_text)
-    (d / "valid.txt").write_text("\n\n".join(paragraphs[:8]) + "\n")
+    paragraphs = write_text_files(d)
     train_tokenizer("wordpiece", 100, paragraphs).save(str(d / "tokenizer.json"))
     return d
 
