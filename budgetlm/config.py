@@ -27,12 +27,14 @@ def _f(default, help: str, **kw):
 ACTIVATIONS = ("gelu", "gelu_tanh", "relu", "silu")
 NORM_POSITIONS = ("pre", "post")
 POSITIONS = ("learned", "rope")
+MODEL_FAMILIES = ("encoder", "encoder_decoder")
 
 
 @dataclass
 class ModelConfig:
-    """The Transformer encoder."""
+    """The Transformer: an encoder, or an encoder-decoder (the same blocks, plus causal self- and cross-attention)."""
 
+    family: str = _f("encoder", f"architecture, one of {MODEL_FAMILIES}; encoder_decoder is T5/BART-style (shared embeddings)")
     vocab_size: int = _f(0, "vocabulary size; 0 = take it from the tokenizer")
     d_model: int = _f(256, "hidden size")
     n_layers: int = _f(4, "number of Transformer blocks")
@@ -52,9 +54,15 @@ class ModelConfig:
     norm_eps: float = _f(1e-5, "LayerNorm epsilon")
     init_std: float = _f(0.02, "std of the normal initialisation")
     pad_token_id: int = _f(0, "id of [PAD] (set from the tokenizer)")
+    n_decoder_layers: int = _f(0, "encoder_decoder: decoder blocks; 0 = as many as model.n_layers")
 
     def validate(self) -> None:
+        _choice(self, "family", MODEL_FAMILIES)
         _positive(self, "d_model", "n_layers", "n_heads", "d_ff", "max_seq_len")
+        if self.n_decoder_layers < 0:
+            raise UserError(f"model.n_decoder_layers must be >= 0, got {self.n_decoder_layers}")
+        if self.family == "encoder_decoder" and self.type_vocab_size:
+            raise UserError("model.family=encoder_decoder has no segment embeddings: set model.type_vocab_size=0")
         if self.vocab_size < 0:
             raise UserError(f"model.vocab_size must be >= 0, got {self.vocab_size}")
         if self.d_model % self.n_heads:
@@ -73,18 +81,28 @@ class ModelConfig:
 
 
 MASKINGS = ("random",)
+# pre-training objective -> the model family it trains (the registry of functions is budgetlm/objectives)
+OBJECTIVE_FAMILIES = {"mlm": "encoder", "span_corruption": "encoder_decoder", "text_infilling": "encoder_decoder"}
 
 
 @dataclass
 class ObjectiveConfig:
-    """Masked-LM objective."""
+    """Pre-training objective: masked LM (encoder), T5 span corruption or BART text infilling (encoder-decoder)."""
 
+    name: str = _f("mlm", f"objective, one of {tuple(OBJECTIVE_FAMILIES)}")
     masking: str = _f("random", f"which positions to mask, one of {MASKINGS}")
     mask_rate: float = _f(0.15, "fraction of (non-special) positions to predict")
     mask_token_prob: float = _f(0.8, "of the chosen positions: fraction replaced by [MASK]")
     random_token_prob: float = _f(0.1, "of the chosen positions: fraction replaced by a random token (rest kept)")
+    noise_density: float = _f(0.15, "span_corruption: fraction of (non-special) tokens corrupted (T5: 0.15)")
+    mean_span_length: float = _f(3.0, "span_corruption: mean length of a corrupted span (T5: 3)")
+    sentinels: int = _f(100, "span_corruption: sentinel tokens <extra_id_0>.. added to the tokenizer (T5: 100)")
+    infill_rate: float = _f(0.3, "text_infilling: fraction of (non-special) tokens masked (BART: 0.3)")
+    poisson_lambda: float = _f(3.0, "text_infilling: mean of the Poisson span lengths, 0-length spans included (BART: 3)")
+    permute_sentences: bool = _f(False, "text_infilling: shuffle the sentences of each document first (BART's second noise)")
 
     def validate(self) -> None:
+        _choice(self, "name", tuple(OBJECTIVE_FAMILIES))
         _choice(self, "masking", MASKINGS)
         if not 0.0 < self.mask_rate < 1.0:
             raise UserError(f"objective.mask_rate must be in (0, 1), got {self.mask_rate}")
@@ -93,6 +111,14 @@ class ObjectiveConfig:
                 raise UserError(f"objective.{name} must be in [0, 1]")
         if self.mask_token_prob + self.random_token_prob > 1.0 + 1e-9:
             raise UserError("objective.mask_token_prob + objective.random_token_prob must be <= 1")
+        for name in ("noise_density", "infill_rate"):
+            if not 0.0 < getattr(self, name) < 1.0:
+                raise UserError(f"objective.{name} must be in (0, 1), got {getattr(self, name)}")
+        if self.mean_span_length < 1.0:
+            raise UserError(f"objective.mean_span_length must be >= 1, got {self.mean_span_length}")
+        if self.poisson_lambda <= 0.0:
+            raise UserError(f"objective.poisson_lambda must be > 0, got {self.poisson_lambda}")
+        _positive(self, "sentinels")
 
 
 DOC_SPLITS = ("blank", "line")
@@ -166,6 +192,15 @@ class PretrainConfig:
     def validate(self) -> None:
         for section in (self.model, self.objective, self.data, self.train):
             section.validate()
+        family = OBJECTIVE_FAMILIES[self.objective.name]
+        if self.model.family != family:
+            raise UserError(f"objective.name={self.objective.name} trains model.family={family}, "
+                            f"not {self.model.family}; set model.family={family}")
+        if self.objective.name == "span_corruption":  # T5 draws round(noise / mean_span_length) spans per sequence
+            spans = max(1, round(round(self.model.max_seq_len * self.objective.noise_density) / self.objective.mean_span_length))
+            if spans > self.objective.sentinels:
+                raise UserError(f"objective.sentinels={self.objective.sentinels} is too few for the {spans} spans a "
+                                f"{self.model.max_seq_len}-token block gets; raise it")
 
 
 POOLINGS = ("cls", "mean")
@@ -204,8 +239,13 @@ class TaskDataConfig:
             raise UserError("data.max_seq_len must be >= 0")
 
 
+FINETUNE_METHODS = ("classifier", "text2text")
+
+
 @dataclass
 class FinetuneConfig:
+    method: str = _f("", f"one of {FINETUNE_METHODS}; empty = from the model (text2text for an encoder_decoder, else classifier)")
+    max_target_len: int = _f(16, "text2text: longest target in tokens (longer ones are cut); evaluation generates at most this many")
     data: TaskDataConfig = field(default_factory=TaskDataConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=1e-4, warmup=0.1, checkpoint_every="5m"))
@@ -216,6 +256,10 @@ class FinetuneConfig:
             section.validate()
         if self.dropout != -1.0 and not 0.0 <= self.dropout < 1.0:
             raise UserError("dropout must be in [0, 1) (or -1 to keep the backbone's)")
+        if self.method and self.method not in FINETUNE_METHODS:
+            raise UserError(f"method={self.method!r} is not one of: {', '.join(FINETUNE_METHODS)}")
+        if self.max_target_len <= 0:
+            raise UserError(f"max_target_len must be > 0, got {self.max_target_len}")
 
 
 # ----------------------------------------------------------------------------------------------- budgets

@@ -1,4 +1,4 @@
-"""Models: an encoder backbone plus named heads. `Model` owns both; objectives/tasks call them."""
+"""Models: an encoder backbone plus named heads (`Model`), or an encoder-decoder (`EncoderDecoderModel`)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from torch import nn
 
 from budgetlm.config import ModelConfig
 from budgetlm.models.encoder import Encoder
+from budgetlm.models.encoder_decoder import EncoderDecoderModel
 from budgetlm.models.heads import MaskedLMHead, SequenceClassificationHead
 
 
@@ -23,8 +24,12 @@ def build_mlm_model(cfg: ModelConfig) -> Model:
     return Model(cfg, {"mlm": MaskedLMHead(cfg)})
 
 
+def build_seq2seq_model(cfg: ModelConfig) -> EncoderDecoderModel:
+    return EncoderDecoderModel(cfg)
+
+
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-__all__ = ["Model", "Encoder", "MaskedLMHead", "SequenceClassificationHead", "build_mlm_model", "count_parameters"]
+__all__ = ["Model", "Encoder", "EncoderDecoderModel", "MaskedLMHead", "SequenceClassificationHead", "build_mlm_model", "build_seq2seq_model", "count_parameters"]

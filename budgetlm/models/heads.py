@@ -57,3 +57,11 @@ class SequenceClassificationHead(nn.Module):
         if self.norm is not None:
             h = self.norm(h)
         return self.classifier(self.drop(h))
+
+
+class TiedLMHead(nn.Module):
+    """Language-model head of the encoder-decoder: a projection onto the shared token embedding, no parameters
+    of its own (as BART/mBART with tied embeddings and a zero `final_logits_bias`)."""
+
+    def forward(self, hidden: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
+        return F.linear(hidden, embedding)  # (..., D) x (V, D) -> (..., V)

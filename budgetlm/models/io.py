@@ -1,7 +1,7 @@
 """Save / load a model directory: model.safetensors + config.json (+ tokenizer.json beside them).
 
-config.json describes the checkpoint completely: format version, code version, kind ('mlm' or
-'classifier'), the resolved ModelConfig, the head config and label names for classifiers.
+config.json describes the checkpoint completely: format version, code version, kind ('mlm', 'classifier'
+or 'seq2seq' for an encoder-decoder), the resolved ModelConfig, the head config and label names for classifiers.
 Weights are loaded with safetensors only; nothing is unpickled.
 """
 
@@ -18,7 +18,7 @@ import budgetlm
 from budgetlm.atomic import fsync_dir, replace_dir
 from budgetlm.config import HeadConfig, ModelConfig, from_dict
 from budgetlm.errors import UserError
-from budgetlm.models import MaskedLMHead, Model, SequenceClassificationHead
+from budgetlm.models import EncoderDecoderModel, MaskedLMHead, Model, SequenceClassificationHead
 
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
@@ -26,7 +26,7 @@ CONFIG = "config.json"
 TOKENIZER = "tokenizer.json"
 
 
-def model_meta(model: Model, kind: str, **extra) -> dict:
+def model_meta(model: Model | EncoderDecoderModel, kind: str, **extra) -> dict:
     meta = {
         "format": "budgetlm",
         "format_version": FORMAT_VERSION,
@@ -38,7 +38,7 @@ def model_meta(model: Model, kind: str, **extra) -> dict:
     return meta
 
 
-def build_from_meta(meta: dict) -> Model:
+def build_from_meta(meta: dict) -> Model | EncoderDecoderModel:
     cfg = from_dict(ModelConfig, meta["model"], prefix="model.")
     cfg.validate()
     if meta["kind"] == "mlm":
@@ -46,10 +46,12 @@ def build_from_meta(meta: dict) -> Model:
     if meta["kind"] == "classifier":
         head = from_dict(HeadConfig, meta.get("head", {}), prefix="head.")
         return Model(cfg, {"cls": SequenceClassificationHead(cfg, head, len(meta["labels"]))})
+    if meta["kind"] == "seq2seq":
+        return EncoderDecoderModel(cfg)
     raise UserError(f"unknown model kind {meta['kind']!r} in {CONFIG}")
 
 
-def save_model(model: Model, out_dir: str | Path, meta: dict, tokenizer_file: str | Path | None) -> Path:
+def save_model(model: Model | EncoderDecoderModel, out_dir: str | Path, meta: dict, tokenizer_file: str | Path | None) -> Path:
     """Write atomically: everything goes to `<out_dir>.tmp` first, then one rename."""
     out = Path(out_dir)
     tmp = out.with_name(out.name + ".tmp")
@@ -83,7 +85,7 @@ def resolve_model_dir(path: str | Path) -> Path | None:
     return None
 
 
-def load_model(path: str | Path) -> tuple[Model, dict]:
+def load_model(path: str | Path) -> tuple[Model | EncoderDecoderModel, dict]:
     p = Path(path)
     try:
         meta = json.loads((p / CONFIG).read_text())

@@ -1,4 +1,9 @@
-"""`budgetlm pretrain`: tokenizer (trained if not given) -> token cache -> masked-LM training -> model + report."""
+"""`budgetlm pretrain`: tokenizer (trained if not given) -> token cache -> training -> model + report.
+
+`objective.name` picks a recipe from `RECIPES`: masked-LM for an encoder, or a denoising objective (T5 span
+corruption, BART text infilling) for an encoder-decoder. A recipe builds the model and says how to compute
+the loss of a block batch, how to evaluate, and what kind of model it saves.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,12 @@ import shutil
 import sys
 from pathlib import Path
 
+from dataclasses import dataclass
+from typing import Callable
+
 import numpy as np
 import torch
+from tokenizers import Tokenizer
 
 from budgetlm.config import PretrainConfig
 from budgetlm.data.batches import BlockBatches, BlockDataset, special_mask
@@ -16,13 +25,14 @@ from budgetlm.data.cache import build_or_load
 from budgetlm.data.readers import ReadStats, read_texts
 from budgetlm.data.root import english_pretraining_files, wikitext2
 from budgetlm.errors import UserError
-from budgetlm.models import build_mlm_model, count_parameters
+from budgetlm.models import build_mlm_model, build_seq2seq_model, count_parameters
 from budgetlm.models.io import model_meta, save_model
 from budgetlm.objectives import MASKING_FUNCTIONS
 from budgetlm.objectives.mlm import mlm_loss
 from budgetlm.atomic import write_json
 from budgetlm.stages.common import prepare_run_dir
 from budgetlm.tasks.mlm import mlm_eval, pseudo_perplexity
+from budgetlm.tasks.seq2seq import DENOISERS, add_tokens, denoising_eval, seq2seq_loss
 from budgetlm.tokenizer import MASK, SPECIAL_TOKENS, load_tokenizer, tokenizer_path, train_tokenizer
 from budgetlm.train.logs import plot_loss
 from budgetlm.train.loop import train
@@ -37,6 +47,46 @@ def resolve_files(cfg: PretrainConfig) -> tuple[list[str], str]:
     train_files = list(cfg.data.train) or [str(p) for p in english_pretraining_files()]
     valid = cfg.data.valid or str(wikitext2("valid"))
     return train_files, valid
+
+
+@dataclass
+class Recipe:
+    """What pre-training with one objective needs beyond the shared data pipeline and loop."""
+
+    kind: str  # saved in the model's config.json
+    model: torch.nn.Module
+    loss: Callable[[torch.nn.Module, torch.Tensor, torch.Generator], tuple[torch.Tensor, int, int]]  # (model, ids, g) -> (loss, n, correct)
+    evaluate: Callable[[torch.nn.Module], dict]
+    final: Callable[[torch.nn.Module], dict]  # extra figures once training is over
+    accuracy_key: str  # name of the training-batch accuracy in metrics.jsonl
+
+
+def _mlm_recipe(cfg: PretrainConfig, tok: Tokenizer, valid_set: BlockDataset) -> Recipe:
+    mask_fn = MASKING_FUNCTIONS[cfg.objective.masking]
+
+    def loss(model, ids, g):
+        inputs, labels = mask_fn(ids, special_mask(ids), g, cfg.objective, cfg.model.vocab_size, MASK, len(SPECIAL_TOKENS))
+        return mlm_loss(model, inputs, labels)
+
+    return Recipe("mlm", build_mlm_model(cfg.model), loss, lambda m: mlm_eval(m, valid_set),
+                  lambda m: pseudo_perplexity(m, valid_set), "mlm_accuracy")
+
+
+def _denoising_recipe(cfg: PretrainConfig, tok: Tokenizer, valid_set: BlockDataset) -> Recipe:
+    noise = DENOISERS[cfg.objective.name].bind(cfg.objective, tok)
+
+    def loss(model, ids, g):
+        return seq2seq_loss(model, *noise(ids, g))
+
+    return Recipe("seq2seq", build_seq2seq_model(cfg.model), loss, lambda m: denoising_eval(m, valid_set, noise),
+                  lambda m: {}, "denoising_accuracy")
+
+
+RECIPES: dict[str, Callable[[PretrainConfig, Tokenizer, BlockDataset], Recipe]] = {
+    "mlm": _mlm_recipe,
+    "span_corruption": _denoising_recipe,
+    "text_infilling": _denoising_recipe,
+}
 
 
 def pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False) -> dict:
@@ -55,6 +105,8 @@ def pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False) -> 
             texts = (t for f in train_files for t in read_texts(f, cfg.data.doc_split, cfg.data.text_column, stats))
             train_tokenizer("wordpiece", cfg.data.vocab_size, texts).save(str(tok_file))
     tok = load_tokenizer(tok_file)
+    if cfg.objective.name in DENOISERS and add_tokens(tok, cfg.objective):  # e.g. T5's sentinels
+        tok.save(str(tok_file))
     vocab = tok.get_vocab_size()
     if cfg.model.vocab_size == 0:
         cfg.model.vocab_size = vocab
@@ -72,30 +124,29 @@ def pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False) -> 
         "train_blocks": len(train_set), "token_cache": str(train_cache.path)}})
 
     torch.manual_seed(cfg.train.seed)
-    model = build_mlm_model(cfg.model)
+    recipe = RECIPES[cfg.objective.name](cfg, tok, valid_set)
+    model = recipe.model
     print(f"model: {count_parameters(model) / 1e6:.1f}M parameters; train: {train_cache.n_tokens:,} tokens in "
           f"{len(train_set):,} blocks of {cfg.model.max_seq_len}; budget {cfg.train.budget}", file=sys.stderr)
-    mask_fn = MASKING_FUNCTIONS[cfg.objective.masking]
 
     def step_fn(model, batch, step, micro):
         ids = batch["ids"]  # (B, T)
         g = torch.Generator().manual_seed(step_seed(cfg.train.seed, step, micro))
-        inputs, labels = mask_fn(ids, special_mask(ids), g, cfg.objective, cfg.model.vocab_size, MASK, len(SPECIAL_TOKENS))
-        loss, n, correct = mlm_loss(model, inputs, labels)
-        return loss, ids.numel(), {"mlm_accuracy": round(correct / max(n, 1), 4)}
+        loss, n, correct = recipe.loss(model, ids, g)
+        return loss, ids.numel(), {recipe.accuracy_key: round(correct / max(n, 1), 4)}
 
     batches = BlockBatches(train_set, cfg.train.batch_size, cfg.train.seed)
-    state = train(model, batches, step_fn, cfg.train, run_dir, evaluate=lambda m: mlm_eval(m, valid_set), resume=resume, desc="pretrain")
+    state = train(model, batches, step_fn, cfg.train, run_dir, evaluate=recipe.evaluate, resume=resume, desc="pretrain")
 
     model.eval()
     results = state.last_eval()
-    results.update(pseudo_perplexity(model, valid_set))
+    results.update(recipe.final(model))
     results.update({
         "steps": state.step, "train_tokens": state.tokens, "train_seconds": round(state.elapsed, 1),
         "tokens_per_s": round(state.tokens / max(state.elapsed, 1e-9), 1), "valid_file": valid_file,
         "parameters": count_parameters(model),
     })
-    save_model(model, run_dir / "model", model_meta(model, "mlm", stage="pretrain", results=results), tok_file)
+    save_model(model, run_dir / "model", model_meta(model, recipe.kind, stage="pretrain", results=results), tok_file)
     write_json(run_dir / "results.json", results)
     plot_loss(run_dir)
     return results

@@ -1,0 +1,75 @@
+"""Generation with the encoder-decoder: encode once, then extend the decoder a token at a time.
+
+With `use_cache` (the default) each step runs the decoder on the newest token only, reading earlier
+self-attention keys/values and the cross-attention keys/values of the source from a `DecoderCache`;
+without it every step recomputes the whole prefix (kept for the equivalence test and the speed figure).
+`temperature=0` is greedy decoding.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from budgetlm.models.encoder_decoder import DecoderCache, EncoderDecoderModel
+from budgetlm.tokenizer import CLS, PAD, SEP
+
+DECODER_START = CLS  # first decoder input (T5 starts from pad, BART from </s>; any fixed id works)
+EOS = SEP
+
+
+def next_token(logits: torch.Tensor, temperature: float, top_k: int, generator: torch.Generator | None) -> torch.Tensor:
+    """(B, V) logits -> (B,) ids: argmax when temperature is 0, else a sample from the top_k (0 = all) tokens."""
+    if temperature == 0:
+        return logits.argmax(-1)
+    logits = logits / temperature
+    if 0 < top_k < logits.shape[-1]:
+        kth = logits.topk(top_k, dim=-1).values[:, -1:]  # (B, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(-1)
+
+
+@torch.no_grad()
+def generate(
+    model: EncoderDecoderModel,
+    input_ids: torch.Tensor,  # (B, S)
+    attention_mask: torch.Tensor | None = None,  # (B, S) 1 = token, 0 = padding
+    max_new_tokens: int = 32,
+    temperature: float = 0.0,
+    top_k: int = 0,
+    generator: torch.Generator | None = None,
+    use_cache: bool = True,
+) -> torch.Tensor:
+    """(B, 1 + n) ids: DECODER_START, then the generated tokens; a row that has emitted EOS continues with PAD.
+
+    Stops when every row has emitted EOS, after max_new_tokens, or at the decoder's last position.
+    """
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    was_training = model.training
+    model.eval()
+    B = input_ids.shape[0]
+    memory = model.encode(input_ids, attention_mask)  # (B, S, D)
+    out = torch.full((B, 1), DECODER_START, dtype=torch.long)
+    done = torch.zeros(B, dtype=torch.bool)
+    cache = DecoderCache.empty(len(model.decoder.blocks)) if use_cache else None
+    for _ in range(min(max_new_tokens, model.cfg.max_seq_len - 1)):
+        step_ids = out[:, -1:] if use_cache else out  # (B, 1) or (B, t)
+        hidden = model.decode(step_ids, memory, attention_mask, cache)[:, -1]  # (B, D)
+        token = next_token(model.logits(hidden), temperature, top_k, generator)  # (B,)
+        token = token.masked_fill(done, PAD)
+        out = torch.cat([out, token[:, None]], dim=1)
+        done |= token == EOS
+        if bool(done.all()):
+            break
+    model.train(was_training)
+    return out
+
+
+def strip_generated(row: list[int]) -> list[int]:
+    """The tokens of one generated row after DECODER_START and before EOS / padding."""
+    tokens = []
+    for token in row[1:]:
+        if token in (EOS, PAD):
+            break
+        tokens.append(token)
+    return tokens
