@@ -44,22 +44,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-column", default="", help="text column/field in .tsv/.csv/.jsonl files")
     p.add_argument("files", nargs="+", metavar="FILE")
 
-    p = sub.add_parser("pretrain", help="masked-LM pre-training of an encoder", formatter_class=fmt,
+    p = sub.add_parser("pretrain", help="pre-train an encoder (masked LM) or an encoder-decoder (span corruption, text infilling)", formatter_class=fmt,
                        epilog=EPILOG_OVERRIDES + "\n".join(describe(PretrainConfig)))
     p.add_argument("--tokenizer", help="tokenizer dir or tokenizer.json (default: train WordPiece on --train)")
     p.add_argument("--train", nargs="+", metavar="FILE", help="training text (default: English text in the data root)")
     p.add_argument("--valid", metavar="FILE", help="evaluation text (default: WikiText-2 valid from the data root)")
     _add_common_train(p, "pretrain")
 
-    p = sub.add_parser("finetune", help="fine-tune a sentence classifier", formatter_class=fmt,
+    p = sub.add_parser("finetune", help="fine-tune a sentence classifier, or an encoder-decoder text-to-text", formatter_class=fmt,
                        epilog=EPILOG_OVERRIDES + "\n".join(describe(FinetuneConfig)))
     p.add_argument("--model", required=True, help="pre-training run dir, model dir, or exported HF dir")
     p.add_argument("--task", help="built-in task: sst2, agnews")
     p.add_argument("--train", metavar="FILE", help="labelled training file (.tsv/.csv with header, .jsonl)")
     p.add_argument("--valid", metavar="FILE", help="labelled validation file")
-    p.add_argument("--text-column", help="text column (default: sentence, text, ...)")
-    p.add_argument("--label-column", help="label column (default: label)")
+    p.add_argument("--text-column", help="text (input) column (default: sentence, text, ...; text2text: input if present)")
+    p.add_argument("--label-column", help="label column, or target column for text2text (default: label; text2text: target if present)")
     p.add_argument("--scratch", action="store_true", help="same architecture and tokenizer, random initialisation (baseline)")
+    p.add_argument("--method", help="classifier (encoder + head) or text2text (encoder-decoder: generate the target "
+                                    "text, e.g. SST-2 as positive/negative; TSVs with input/target columns); "
+                                    "default: from the model")
     _add_common_train(p, "finetune")
 
     p = sub.add_parser("export", help="export a model for transformers")
@@ -106,7 +109,7 @@ def run(args) -> int:
 
         cfg = build_config(FinetuneConfig, args.config, _overrides(args, {
             "task": "data.task", "train": "data.train", "valid": "data.valid", "text_column": "data.text_column",
-            "label_column": "data.label_column", "budget": "train.budget"}))
+            "label_column": "data.label_column", "budget": "train.budget", "method": "method"}))
         results = finetune(cfg, args.model, args.out, resume=args.resume, scratch=args.scratch)
         _print_results("fine-tuning", results, args.out)
     elif args.command == "export":

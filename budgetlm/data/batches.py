@@ -127,3 +127,34 @@ class ExampleBatches:
 
     def load_state_dict(self, state: dict) -> None:
         self.sampler.load_state_dict(state)
+
+
+IGNORE_LABEL = -100  # = objectives.IGNORE_INDEX (not imported: data/ does not depend on objectives/)
+
+
+class PairBatches:
+    """Text-to-text batches: {'inputs': (B, S) right-padded with [PAD], 'labels': (B, L) right-padded with -100}."""
+
+    def __init__(self, sources: list[list[int]], targets: list[list[int]], batch_size: int, seed: int):
+        self.sources, self.targets = sources, targets
+        self.sampler = EpochSampler(len(sources), batch_size, seed)
+
+    def __next__(self) -> dict:
+        idx = self.sampler.next_indices()
+        return {"inputs": pad_ids([self.sources[i] for i in idx], PAD),
+                "labels": pad_ids([self.targets[i] for i in idx], IGNORE_LABEL)}
+
+    def state_dict(self) -> dict:
+        return self.sampler.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.sampler.load_state_dict(state)
+
+
+
+def pad_ids(rows: list[list[int]], value: int) -> torch.Tensor:
+    """Right-pad id lists to the longest: (B, T) long."""
+    out = torch.full((len(rows), max(len(r) for r in rows)), value, dtype=torch.long)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+    return out

@@ -1,7 +1,8 @@
 """Hugging Face `transformers` export and import: budgetlm models <-> stock transformers classes.
 
 No custom code on either side: an export loads offline with `AutoModelForMaskedLM` /
-`AutoModelForSequenceClassification` and `AutoTokenizer`. Each architecture maps onto one *family*:
+`AutoModelForSequenceClassification` / `AutoModelForSeq2SeqLM` and `AutoTokenizer`. Encoder-decoders
+export to BART / mBART (export/hf_seq2seq.py; export only). Each architecture maps onto one *family*:
 
     bert                  post-LN, learned positions, plain MLP, biases    BertFor{MaskedLM,SequenceClassification}
     roberta-prelayernorm  pre-LN, learned positions, plain MLP, biases     RobertaPreLayerNormFor...
@@ -152,15 +153,22 @@ def export_hf(model_dir: str | Path, out_dir: str | Path, verify: bool = True) -
     if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or (out / EXPORT_NOTE).is_file())):
         raise UserError("exists and is not an earlier export; refusing to replace it", path=str(out))
     model, meta = load_model(src)
-    hf = to_hf(model, meta, verify=verify)
-    family = select_family(model.cfg, meta["kind"], head_of(meta))
+    if meta["kind"] == "seq2seq":  # encoder-decoders map onto BART / mBART (export/hf_seq2seq.py)
+        from budgetlm.export import hf_seq2seq
+
+        hf = hf_seq2seq.to_hf(model, verify=verify)
+        family_name, architecture, token_types = hf_seq2seq.select_family(model.cfg).name, type(hf).__name__, False
+    else:
+        hf = to_hf(model, meta, verify=verify)
+        family = select_family(model.cfg, meta["kind"], head_of(meta))
+        family_name, architecture, token_types = family.name, family.classes[meta["kind"]], family.type_key is not None
 
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     hf.save_pretrained(str(tmp))  # safetensors
     save_for_transformers(src / TOKENIZER, tmp, model.cfg.max_seq_len)
-    if family.type_key is None:  # so `model(**tokenizer(...))` does not pass token_type_ids to ModernBERT
+    if not token_types:  # so `model(**tokenizer(...))` does not pass token_type_ids to ModernBERT or BART
         tc = tmp / "tokenizer_config.json"
         names = {"model_input_names": ["input_ids", "attention_mask"]}
         tc.write_text(json.dumps({**json.loads(tc.read_text()), **names}, indent=2))
@@ -168,8 +176,8 @@ def export_hf(model_dir: str | Path, out_dir: str | Path, verify: bool = True) -
         "source": str(src.resolve()),
         "source_budgetlm_version": meta.get("budgetlm_version"),
         "budgetlm_version": budgetlm.__version__,
-        "family": family.name,
-        "architecture": family.classes[meta["kind"]],
+        "family": family_name,
+        "architecture": architecture,
         "kind": meta["kind"],
     }
     (tmp / EXPORT_NOTE).write_text(json.dumps(note, indent=2))
@@ -234,6 +242,9 @@ def from_hf(hf_dir: str | Path) -> tuple[Model, dict]:
         raw = json.loads((p / CONFIG).read_text())
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"cannot read a transformers config ({e})", path=str(p / CONFIG)) from None
+    if raw.get("is_encoder_decoder"):
+        raise UserError(f"reading transformers encoder-decoders ({raw.get('model_type')}) back into budgetlm is not "
+                        "supported; use the budgetlm model directory the export came from", path=str(p))
     family = FAMILIES.get(raw.get("model_type"))
     if family is None:
         raise UserError(f"model_type {raw.get('model_type')!r} is not supported; budgetlm reads: "

@@ -16,8 +16,8 @@ from __future__ import annotations
 import torch
 
 from budgetlm.config import ObjectiveConfig
+from budgetlm.data.batches import pad_ids
 from budgetlm.objectives.mlm import IGNORE_INDEX
-from budgetlm.objectives.span import pad_rows
 
 
 def sample_spans(n: int, cfg: ObjectiveConfig, generator: torch.Generator) -> list[tuple[int, int]]:
@@ -115,4 +115,4 @@ def infill(
         source.extend([mask_id] * masks_before[len(ordinary)])
         inputs.append(source)
     labels = ids.masked_fill(ids == pad_id, IGNORE_INDEX)
-    return pad_rows(inputs, pad_id), labels
+    return pad_ids(inputs, pad_id), labels

@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 
 from budgetlm.config import ObjectiveConfig
+from budgetlm.data.batches import pad_ids
 from budgetlm.objectives.mlm import IGNORE_INDEX
 
 
@@ -81,14 +82,7 @@ def corrupt_spans(
             target.append(token)
         inputs.append(source)
         targets.append(target + [eos_id])
-    return pad_rows(inputs, pad_id), pad_rows(targets, IGNORE_INDEX)
-
-
-def pad_rows(rows: list[list[int]], value: int) -> torch.Tensor:
-    out = torch.full((len(rows), max(len(r) for r in rows)), value, dtype=torch.long)
-    for i, r in enumerate(rows):
-        out[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-    return out
+    return pad_ids(inputs, pad_id), pad_ids(targets, IGNORE_INDEX)
 
 
 def merge_spans(inputs: list[int], targets: list[int], sentinel_ids: list[int], eos_id: int) -> list[int]:

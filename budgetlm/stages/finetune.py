@@ -1,4 +1,5 @@
-"""`budgetlm finetune`: a pre-trained encoder + a classification head, trained on labelled sentences."""
+"""`budgetlm finetune`: a pre-trained encoder + a classification head, trained on labelled sentences; or an
+encoder-decoder trained text-to-text (stages/text2text.py)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from pathlib import Path
 import torch
 
 from budgetlm.config import FinetuneConfig
+from budgetlm.errors import UserError
 from budgetlm.data.batches import ExampleBatches
 from budgetlm.models import Model, SequenceClassificationHead, count_parameters
 from budgetlm.models.io import model_meta, save_model
 from budgetlm.atomic import write_json
 from budgetlm.stages.common import load_any_model, prepare_run_dir
+from budgetlm.stages.text2text import finetune_text2text
 from budgetlm.tasks.classification import (
     classification_metrics, classification_step, label_ids, label_names, predict, read_examples, resolve_task_files,
 )
@@ -28,10 +31,23 @@ def encode(tok, texts: list[str], max_len: int) -> list[list[int]]:
 
 
 def finetune(cfg: FinetuneConfig, model_path: str | Path, run_dir: str | Path, resume: bool = False, scratch: bool = False) -> dict:
+    """Dispatch on `cfg.method` (default: text2text for an encoder-decoder, classifier otherwise)."""
     run_dir = Path(run_dir)
-    train_file, valid_file, text_col, label_col, header = resolve_task_files(cfg.data)
-    prepare_run_dir(run_dir, resume, inputs=[train_file, valid_file])
+    files = resolve_task_files(cfg.data)
+    prepare_run_dir(run_dir, resume, inputs=list(files[:2]))
     pretrained, meta, tok_file = load_any_model(model_path)
+    family = pretrained.cfg.family
+    method = cfg.method or ("text2text" if family == "encoder_decoder" else "classifier")
+    if family not in METHOD_FAMILIES[method]:
+        raise UserError(f"--method {method} needs a model of family {' or '.join(METHOD_FAMILIES[method])}; "
+                        f"this one is an {family} (kind {meta.get('kind')})", path=str(model_path))
+    return METHODS[method](cfg, files, pretrained, tok_file, model_path, run_dir, resume, scratch)
+
+
+def finetune_classifier(cfg: FinetuneConfig, files: tuple, pretrained, tok_file: Path, model_path, run_dir: Path,
+                        resume: bool, scratch: bool) -> dict:
+    """A pre-trained encoder + a classification head, trained on labelled sentences."""
+    train_file, valid_file, text_col, label_col, header = files
     train_ex = read_examples(train_file, text_col, label_col, header)
     valid_ex = read_examples(valid_file, text_col, label_col, header)
     names = label_names(train_ex)
@@ -74,3 +90,7 @@ def finetune(cfg: FinetuneConfig, model_path: str | Path, run_dir: str | Path, r
     write_json(run_dir / "results.json", results)
     plot_loss(run_dir)
     return results
+
+
+METHODS = {"classifier": finetune_classifier, "text2text": finetune_text2text}
+METHOD_FAMILIES = {"classifier": ("encoder",), "text2text": ("encoder_decoder",)}
