@@ -3,12 +3,12 @@
 Infilling: round(infill_rate * n) of a sequence's n ordinary tokens are masked, in spans whose lengths are
 drawn from Poisson(poisson_lambda) until they cover that many (the last one cut to fit). Every span, a
 0-length one included, becomes ONE [MASK] token, so the model must also predict how many tokens are missing
-(a 0-length span inserts a [MASK] where nothing is missing; at most round(infill_rate * n) spans are kept, so
-the input is never longer than the original). Spans are placed uniformly at random without
+(a 0-length span inserts a [MASK] where nothing is missing). Spans are placed uniformly at random without
 overlap: the spans and the kept tokens are shuffled as items of one sequence. The target is the original text.
 
 Sentence permutation (optional, applied first): within each run of ordinary tokens, the sentences (each
-ending at a full-stop token) are shuffled. Special tokens are never masked or moved.
+ending at a full-stop token) are shuffled. Special tokens ([CLS], [SEP] between documents) are never masked
+or moved; a span reaching across one is split there.
 """
 
 from __future__ import annotations
@@ -20,8 +20,13 @@ from budgetlm.data.batches import pad_ids
 from budgetlm.objectives.mlm import IGNORE_INDEX
 
 
-def sample_spans(n: int, cfg: ObjectiveConfig, generator: torch.Generator) -> list[tuple[int, int]]:
-    """(start, length) spans over n tokens, in order, never overlapping; lengths sum to round(infill_rate * n)."""
+def sample_spans(n: int, cfg: ObjectiveConfig, generator: torch.Generator, breaks: frozenset[int] = frozenset()) -> list[tuple[int, int]]:
+    """(start, length) spans over n tokens, in order, never overlapping; lengths sum to round(infill_rate * n).
+
+    A span covering a break b (a special token sits between tokens b - 1 and b) is split there in two spans.
+    At most round(infill_rate * n) spans are kept (extra 0-length ones are dropped): each span becomes one
+    [MASK], so the input is never longer than the original.
+    """
     n_mask = round(n * cfg.infill_rate)
     if n_mask == 0:
         return []
@@ -34,21 +39,22 @@ def sample_spans(n: int, cfg: ObjectiveConfig, generator: torch.Generator) -> li
         total += cut[-1]
         if total == n_mask:
             break
-    # 0-length spans add a [MASK] each: keep at most n_mask spans, so the input is never longer than the original
-    while len(cut) > n_mask:
-        cut.remove(0)
     # items: (n - n_mask) kept tokens and len(cut) spans, in a uniformly random order
     n_items = n - n_mask + len(cut)
     span_slots = set(torch.randperm(n_items, generator=generator)[: len(cut)].tolist())
     spans, pos, k = [], 0, 0
     for slot in range(n_items):
-        if slot in span_slots:
-            spans.append((pos, cut[k]))
-            pos += cut[k]
-            k += 1
-        else:
+        if slot not in span_slots:
             pos += 1
-    return spans
+            continue
+        inner = [b for b in sorted(breaks) if pos < b < pos + cut[k]]
+        bounds = [pos, *inner, pos + cut[k]]
+        spans += [(a, b - a) for a, b in zip(bounds, bounds[1:])]
+        pos += cut[k]
+        k += 1
+    zeros = [i for i, (_, length) in enumerate(spans) if length == 0]
+    drop = set(zeros[max(0, n_mask - (len(spans) - len(zeros))):])
+    return [span for i, span in enumerate(spans) if i not in drop]
 
 
 def permute_sentences(row: list[int], special: list[bool], sentence_end_ids: set[int], generator: torch.Generator) -> list[int]:
@@ -96,7 +102,8 @@ def infill(
         if cfg.permute_sentences:
             row = permute_sentences(row, special, sentence_end_ids, generator)
         ordinary = [i for i in range(len(row)) if not special[i]]
-        spans = sample_spans(len(ordinary), cfg, generator)
+        breaks = frozenset(k for k, i in enumerate(ordinary) if k and i != ordinary[k - 1] + 1)  # a special in between
+        spans = sample_spans(len(ordinary), cfg, generator, breaks)
         # per ordinary token: [MASK]s to emit before it (0-length spans), and whether a span hides it
         masks_before = [0] * (len(ordinary) + 1)
         hidden = [False] * len(ordinary)
