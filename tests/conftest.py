@@ -144,3 +144,35 @@ def tiny_train_overrides(budget: str = "6steps") -> list[str]:
 @pytest.fixture
 def tiny_overrides():
     return tiny_train_overrides
+
+
+def memorised_pairs(vocab_size: int, n: int = 8, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """n random sources (2..7 tokens, right-padded) and n random targets (1..5 tokens + [SEP], -100 padded)."""
+    from budgetlm.tokenizer import PAD, SEP, SPECIAL_TOKENS
+
+    g = torch.Generator().manual_seed(seed)
+    low = len(SPECIAL_TOKENS)
+    sources = torch.randint(low, vocab_size, (n, 7), generator=g)
+    sources[torch.arange(7) >= torch.randint(2, 8, (n, 1), generator=g)] = PAD
+    targets = torch.randint(low, vocab_size, (n, 6), generator=g)
+    lengths = torch.randint(2, 7, (n,), generator=g)
+    targets[torch.arange(n), lengths - 1] = SEP
+    return sources, targets.masked_fill(torch.arange(6) >= lengths[:, None], -100)
+
+
+def train_memorising_model(cfg: ModelConfig, steps: int = 80, seed: int = 0):
+    """An encoder-decoder that has memorised `memorised_pairs`: its greedy generations are varied and stop by
+    themselves, which random weights never do. About a second of CPU."""
+    from budgetlm.models import build_seq2seq_model
+    from budgetlm.tasks.seq2seq import seq2seq_loss
+
+    torch.manual_seed(seed)
+    model = build_seq2seq_model(cfg).train()
+    sources, targets = memorised_pairs(cfg.vocab_size, seed=seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for _ in range(steps):
+        loss, _, _ = seq2seq_loss(model, sources, targets)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval()
