@@ -176,3 +176,9 @@ def train_memorising_model(cfg: ModelConfig, steps: int = 80, seed: int = 0):
         loss.backward()
         opt.step()
     return model.eval()
+
+
+@pytest.fixture(scope="session")
+def memorisation():
+    """(memorised_pairs, train_memorising_model) for encoder-decoder tests in any folder."""
+    return memorised_pairs, train_memorising_model

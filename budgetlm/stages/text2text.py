@@ -24,7 +24,7 @@ from budgetlm.tasks.seq2seq import seq2seq_loss
 from budgetlm.tasks.text2text import (
     VERBALIZERS, default_columns, encode_sources, encode_targets, exact_match, generate_all, targets_of,
 )
-from budgetlm.tokenizer import load_tokenizer
+from budgetlm.tokenizer import PAD, load_tokenizer
 from budgetlm.train.logs import plot_loss
 from budgetlm.train.loop import train
 
@@ -63,7 +63,8 @@ def finetune_text2text(cfg: FinetuneConfig, files: tuple, pretrained: EncoderDec
 
     def step_fn(model, batch, step, micro):
         loss, n, correct = seq2seq_loss(model, batch["inputs"], batch["labels"])
-        return loss, n, {"token_accuracy": round(correct / max(n, 1), 4)}
+        n_tokens = int((batch["inputs"] != PAD).sum()) + n  # source + target tokens
+        return loss, n_tokens, {"token_accuracy": round(correct / max(n, 1), 4)}
 
     def evaluate(model):
         return exact_match(generate_all(model, x_valid, cfg.max_target_len), y_valid)

@@ -15,7 +15,6 @@ from budgetlm.models.io import load_model, model_meta, save_model
 from budgetlm.models.seq2seq_generate import DECODER_START, EOS, generate, strip_generated
 from budgetlm.tasks.seq2seq import seq2seq_loss, shift_right
 from budgetlm.tokenizer import PAD, SPECIAL_TOKENS
-from conftest import memorised_pairs, train_memorising_model
 
 ARCHS = [dict(norm_position=n, position=p, glu=g, bias=b)
          for n, p, g, b in itertools.product(["pre", "post"], ["learned", "rope"], [True, False], [True, False])]
@@ -111,12 +110,17 @@ def test_kv_cache_equals_recompute(arch):
 
 
 @pytest.fixture(scope="module")
-def memorising_model():
-    return train_memorising_model(tiny())
+def memorising_model(memorisation):
+    return memorisation[1](tiny())
+
+
+@pytest.fixture
+def memorised_pairs(memorisation):
+    return memorisation[0]
 
 
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
-def test_cached_generation_equals_uncached(temperature, memorising_model):
+def test_cached_generation_equals_uncached(temperature, memorising_model, memorised_pairs):
     sources, _ = memorised_pairs(VOCAB)
     src = torch.cat([sources, batch(seed=2, S=7)[0]])  # memorised sources and unseen ones
     mask = (src != PAD).long()
@@ -126,7 +130,7 @@ def test_cached_generation_equals_uncached(temperature, memorising_model):
     assert len(set(runs[0][:, 1:].flatten().tolist())) > 5, "degenerate generations would make this test vacuous"
 
 
-def test_generation_stops_at_eos_and_respects_max_seq_len(memorising_model):
+def test_generation_stops_at_eos_and_respects_max_seq_len(memorising_model, memorised_pairs):
     sources, targets = memorised_pairs(VOCAB)
     out = generate(memorising_model, sources, (sources != PAD).long(), max_new_tokens=50)
     assert out.shape[1] <= memorising_model.cfg.max_seq_len
