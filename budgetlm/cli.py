@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-column", help="text (input) column (default: sentence, text, ...; text2text: input if present)")
     p.add_argument("--label-column", help="label column, or target column for text2text (default: label; text2text: target if present)")
     p.add_argument("--scratch", action="store_true", help="same architecture and tokenizer, random initialisation (baseline)")
-    p.add_argument("--method", help="classifier (encoder + head) or text2text (encoder-decoder: generate the target "
+    p.add_argument("--method", help="head (encoder + classification head) or text2text (encoder-decoder: generate the target "
                                     "text, e.g. SST-2 as positive/negative; TSVs with input/target columns); "
                                     "default: from the model")
     _add_common_train(p, "finetune")

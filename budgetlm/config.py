@@ -81,15 +81,16 @@ class ModelConfig:
 
 
 MASKINGS = ("random",)
-# pre-training objective -> the model family it trains (the registry of functions is budgetlm/objectives)
+# pre-training objective -> the model family it trains (the functions are in budgetlm/objectives)
 OBJECTIVE_FAMILIES = {"mlm": "encoder", "span_corruption": "encoder_decoder", "text_infilling": "encoder_decoder"}
+DEFAULT_OBJECTIVES = {"encoder": "mlm", "encoder_decoder": "span_corruption"}
 
 
 @dataclass
 class ObjectiveConfig:
     """Pre-training objective: masked LM (encoder), T5 span corruption or BART text infilling (encoder-decoder)."""
 
-    name: str = _f("mlm", f"objective, one of {tuple(OBJECTIVE_FAMILIES)}")
+    name: str = _f("", f"objective, one of {tuple(OBJECTIVE_FAMILIES)}; empty = the family's usual one {DEFAULT_OBJECTIVES}")
     masking: str = _f("random", f"which positions to mask, one of {MASKINGS}")
     mask_rate: float = _f(0.15, "fraction of (non-special) positions to predict")
     mask_token_prob: float = _f(0.8, "of the chosen positions: fraction replaced by [MASK]")
@@ -102,7 +103,8 @@ class ObjectiveConfig:
     permute_sentences: bool = _f(False, "text_infilling: shuffle the sentences of each document first (BART's second noise)")
 
     def validate(self) -> None:
-        _choice(self, "name", tuple(OBJECTIVE_FAMILIES))
+        if self.name:
+            _choice(self, "name", tuple(OBJECTIVE_FAMILIES))
         _choice(self, "masking", MASKINGS)
         if not 0.0 < self.mask_rate < 1.0:
             raise UserError(f"objective.mask_rate must be in (0, 1), got {self.mask_rate}")
@@ -192,6 +194,8 @@ class PretrainConfig:
     def validate(self) -> None:
         for section in (self.model, self.objective, self.data, self.train):
             section.validate()
+        if not self.objective.name:  # resolved here, so config.json records the objective that ran
+            self.objective.name = DEFAULT_OBJECTIVES[self.model.family]
         family = OBJECTIVE_FAMILIES[self.objective.name]
         if self.model.family != family:
             raise UserError(f"objective.name={self.objective.name} trains model.family={family}, "
@@ -239,12 +243,12 @@ class TaskDataConfig:
             raise UserError("data.max_seq_len must be >= 0")
 
 
-FINETUNE_METHODS = ("classifier", "text2text")
+FINETUNE_METHODS = ("head", "text2text")
 
 
 @dataclass
 class FinetuneConfig:
-    method: str = _f("", f"one of {FINETUNE_METHODS}; empty = from the model (text2text for an encoder_decoder, else classifier)")
+    method: str = _f("", f"one of {FINETUNE_METHODS}: train a classification head, or train an encoder-decoder to write the target text; empty = from the model (text2text for an encoder_decoder, else head)")
     max_target_len: int = _f(16, "text2text: longest target in tokens (longer ones are cut); evaluation generates at most this many")
     data: TaskDataConfig = field(default_factory=TaskDataConfig)
     head: HeadConfig = field(default_factory=HeadConfig)

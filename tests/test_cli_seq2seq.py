@@ -108,7 +108,8 @@ def _pretrain(runs, out, *extra):
 
 @pytest.mark.parametrize("extra, fragments", [
     (["objective.name=span_corruption"], ["objective.name=span_corruption trains model.family=encoder_decoder"]),
-    (["model.family=encoder_decoder", "model.type_vocab_size=0"], ["objective.name=mlm trains model.family=encoder"]),
+    (["model.family=encoder_decoder", "model.type_vocab_size=0", "objective.name=mlm"],
+     ["objective.name=mlm trains model.family=encoder"]),
     (["model.family=encoder_decoder", "objective.name=text_infilling"], ["model.type_vocab_size=0"]),
     (["objective.name=gpt"], ["objective.name='gpt' is not one of: mlm, span_corruption, text_infilling"]),
     (["model.family=decoderish"], ["model.family='decoderish' is not one of"]),
@@ -130,8 +131,8 @@ def test_finetune_method_mistakes(runs, tmp_path, capsys, tiny_model_config, tin
     data = ["--train", runs / "train.tsv", "--valid", runs / "dev.tsv", "--budget", "2steps", *TINY_TRAIN]
     assert_user_error(capsys, ["finetune", "--model", mlm_dir, "--method", "text2text", "--out", tmp_path / "a", *data],
                       "--method text2text needs a model of family encoder_decoder")
-    assert_user_error(capsys, ["finetune", "--model", runs / "t5-span-pretrain", "--method", "classifier",
-                               "--out", tmp_path / "b", *data], "--method classifier needs a model of family encoder")
+    assert_user_error(capsys, ["finetune", "--model", runs / "t5-span-pretrain", "--method", "head",
+                               "--out", tmp_path / "b", *data], "--method head needs a model of family encoder")
     assert_user_error(capsys, ["finetune", "--model", runs / "t5-span-pretrain", "--method", "prompting",
                                "--out", tmp_path / "c", *data], "method='prompting' is not one of")
     assert_user_error(capsys, ["finetune", "--model", runs / "t5-span-pretrain", "--out", tmp_path / "d", *data,

@@ -253,3 +253,12 @@ def test_every_preset_validates(path):
     cfg = build_config(cls, str(path))
     parse_budget(cfg.train.budget)  # the budget in the preset is readable
     assert isinstance(cfg, cls)
+
+
+def test_objective_defaults_to_the_family_s_own():
+    cfg = build_config(PretrainConfig, None, ["model.family=encoder_decoder", "model.type_vocab_size=0"])
+    assert cfg.objective.name == "span_corruption"
+    assert build_config(PretrainConfig, None, []).objective.name == "mlm"
+    cfg = build_config(PretrainConfig, None, ["model.family=encoder_decoder", "model.type_vocab_size=0",
+                                              "objective.name=text_infilling"])
+    assert cfg.objective.name == "text_infilling"

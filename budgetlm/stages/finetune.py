@@ -31,21 +31,21 @@ def encode(tok, texts: list[str], max_len: int) -> list[list[int]]:
 
 
 def finetune(cfg: FinetuneConfig, model_path: str | Path, run_dir: str | Path, resume: bool = False, scratch: bool = False) -> dict:
-    """Dispatch on `cfg.method` (default: text2text for an encoder-decoder, classifier otherwise)."""
+    """Dispatch on `cfg.method` (default: text2text for an encoder-decoder, a classification head otherwise)."""
     run_dir = Path(run_dir)
     files = resolve_task_files(cfg.data)
     prepare_run_dir(run_dir, resume, inputs=list(files[:2]))
     pretrained, meta, tok_file = load_any_model(model_path)
     family = pretrained.cfg.family
-    method = cfg.method or ("text2text" if family == "encoder_decoder" else "classifier")
+    method = cfg.method or ("text2text" if family == "encoder_decoder" else "head")
     if family not in METHOD_FAMILIES[method]:
         raise UserError(f"--method {method} needs a model of family {' or '.join(METHOD_FAMILIES[method])}; "
                         f"this one is an {family} (kind {meta.get('kind')})", path=str(model_path))
     return METHODS[method](cfg, files, pretrained, tok_file, model_path, run_dir, resume, scratch)
 
 
-def finetune_classifier(cfg: FinetuneConfig, files: tuple, pretrained, tok_file: Path, model_path, run_dir: Path,
-                        resume: bool, scratch: bool) -> dict:
+def finetune_head(cfg: FinetuneConfig, files: tuple, pretrained, tok_file: Path, model_path, run_dir: Path,
+                  resume: bool, scratch: bool) -> dict:
     """A pre-trained encoder + a classification head, trained on labelled sentences."""
     train_file, valid_file, text_col, label_col, header = files
     train_ex = read_examples(train_file, text_col, label_col, header)
@@ -92,5 +92,5 @@ def finetune_classifier(cfg: FinetuneConfig, files: tuple, pretrained, tok_file:
     return results
 
 
-METHODS = {"classifier": finetune_classifier, "text2text": finetune_text2text}
-METHOD_FAMILIES = {"classifier": ("encoder",), "text2text": ("encoder_decoder",)}
+METHODS = {"head": finetune_head, "text2text": finetune_text2text}
+METHOD_FAMILIES = {"head": ("encoder",), "text2text": ("encoder_decoder",)}
