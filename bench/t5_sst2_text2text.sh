@@ -1,5 +1,5 @@
 #!/bin/sh
-# T5 span-corruption pre-training on the shared English text (15 min), then SST-2 as text-to-text (8 min),
+# T5 span-corruption pre-training on the shared English text (600 steps), then SST-2 as text-to-text (400 steps),
 # from the pre-trained model and from scratch (same architecture and tokenizer). docs/results.md has the figures.
 # Usage: sh bench/t5_sst2_text2text.sh OUT_DIR   (one thread each; the load average is logged around each run)
 set -e
