@@ -65,6 +65,17 @@ def build_parser() -> argparse.ArgumentParser:
                                     "default: from the model")
     _add_common_train(p, "finetune")
 
+    p = sub.add_parser("pmi-vocab", help="build the n-gram vocabulary for PMI-masking (objective.masking=pmi)",
+                       description="Count word n-grams (n=2..5) in the text, score them by PMI_n (Levine et al. 2021) "
+                                   "and write the top ones per length (50%% bigrams, 25%% trigrams, 12.5%% 4- and 5-grams) "
+                                   "as a text file: n-gram<TAB>count<TAB>score.")
+    p.add_argument("--out", required=True, help="vocabulary file to write")
+    p.add_argument("--min-count", type=int, default=5, help="ignore n-grams seen fewer times (default: 5)")
+    p.add_argument("--size", type=int, default=0, help="n-grams to keep; 0 = one per 100 words of text (default)")
+    p.add_argument("--doc-split", choices=["blank", "line"], default="blank", help="documents in .txt files: blank-line blocks or lines")
+    p.add_argument("--text-column", default="", help="text column/field in .tsv/.csv/.jsonl files")
+    p.add_argument("files", nargs="+", metavar="FILE", help="text files (.txt, .jsonl, .tsv, .csv, .zip of .txt)")
+
     p = sub.add_parser("export", help="export a model for transformers")
     p.add_argument("run_dir", help="run dir or model dir")
     p.add_argument("--format", choices=["hf"], default="hf")
@@ -112,6 +123,12 @@ def run(args) -> int:
             "label_column": "data.label_column", "budget": "train.budget", "method": "method"}))
         results = finetune(cfg, args.model, args.out, resume=args.resume, scratch=args.scratch)
         _print_results("fine-tuning", results, args.out)
+    elif args.command == "pmi-vocab":
+        from budgetlm.objectives.pmi_vocab import build_pmi_vocab
+
+        summary = build_pmi_vocab(args.files, args.out, args.min_count, args.size, args.doc_split, args.text_column)
+        print(f"wrote {summary['entries']:,} n-grams {summary['per_length']} from {summary['words']:,} words "
+              f"to {args.out} in {summary['seconds']:.1f}s")
     elif args.command == "export":
         from budgetlm.export.hf import export_hf
 

@@ -80,7 +80,7 @@ class ModelConfig:
             raise UserError("model.type_vocab_size must be >= 0")
 
 
-MASKINGS = ("random",)
+MASKINGS = ("random", "wwm", "pmi", "spanbert")
 # pre-training objective -> the model family it trains (the functions are in budgetlm/objectives)
 OBJECTIVE_FAMILIES = {"mlm": "encoder", "span_corruption": "encoder_decoder", "text_infilling": "encoder_decoder"}
 DEFAULT_OBJECTIVES = {"encoder": "mlm", "encoder_decoder": "span_corruption"}
@@ -91,10 +91,14 @@ class ObjectiveConfig:
     """Pre-training objective: masked LM (encoder), T5 span corruption or BART text infilling (encoder-decoder)."""
 
     name: str = _f("", f"objective, one of {tuple(OBJECTIVE_FAMILIES)}; empty = the family's usual one {DEFAULT_OBJECTIVES}")
-    masking: str = _f("random", f"which positions to mask, one of {MASKINGS}")
-    mask_rate: float = _f(0.15, "fraction of (non-special) positions to predict")
-    mask_token_prob: float = _f(0.8, "of the chosen positions: fraction replaced by [MASK]")
-    random_token_prob: float = _f(0.1, "of the chosen positions: fraction replaced by a random token (rest kept)")
+    masking: str = _f("random", f"which positions to mask, one of {MASKINGS}: random tokens, whole words, "
+                                "PMI n-grams + whole words (needs objective.pmi_vocab), SpanBERT word spans")
+    mask_rate: float = _f(0.15, "fraction of (non-special) positions to predict (0.3-0.4 as in MosaicBERT/ModernBERT also works)")
+    mask_token_prob: float = _f(0.8, "of the chosen positions (or units): fraction replaced by [MASK]")
+    random_token_prob: float = _f(0.1, "of the chosen positions (or units): fraction replaced by random tokens (rest kept)")
+    pmi_vocab: str = _f("", "n-gram vocabulary for masking=pmi, written by `budgetlm pmi-vocab`")
+    span_geometric_p: float = _f(0.2, "masking=spanbert: span length in words ~ Geometric(p), restricted to 1..span_max_words")
+    span_max_words: int = _f(10, "masking=spanbert: longest span in words")
     noise_density: float = _f(0.15, "span_corruption: fraction of (non-special) tokens corrupted (T5: 0.15)")
     mean_span_length: float = _f(3.0, "span_corruption: mean length of a corrupted span (T5: 3)")
     sentinels: int = _f(100, "span_corruption: sentinel tokens <extra_id_0>.. added to the tokenizer (T5: 100)")
@@ -121,6 +125,11 @@ class ObjectiveConfig:
         if self.poisson_lambda <= 0.0:
             raise UserError(f"objective.poisson_lambda must be > 0, got {self.poisson_lambda}")
         _positive(self, "sentinels")
+        if self.masking == "pmi" and not self.pmi_vocab:
+            raise UserError("objective.masking=pmi needs objective.pmi_vocab=FILE (build one with `budgetlm pmi-vocab`)")
+        if not 0.0 < self.span_geometric_p <= 1.0:
+            raise UserError(f"objective.span_geometric_p must be in (0, 1], got {self.span_geometric_p}")
+        _positive(self, "span_max_words")
 
 
 DOC_SPLITS = ("blank", "line")

@@ -39,6 +39,18 @@ class BlockDataset:
     def batch(self, indices) -> torch.Tensor:  # (B, block_len)
         return torch.from_numpy(np.stack([self.block(int(i)) for i in indices]))
 
+    def word_starts(self, i: int) -> np.ndarray:
+        """(block_len,) bool: True where a token of block i starts a word. [CLS] and the block's first text
+        token always do (a word cut by the block boundary becomes a word of its own)."""
+        out = np.empty(self.block_len, dtype=np.bool_)
+        out[0] = True
+        out[1:] = self.cache.slice_word_starts(i * self.stride, self.stride)
+        out[1] = True
+        return out
+
+    def word_start_batch(self, indices) -> torch.Tensor:  # (B, block_len) bool
+        return torch.from_numpy(np.stack([self.word_starts(int(i)) for i in indices]))
+
 
 def special_mask(ids: torch.Tensor) -> torch.Tensor:
     """True where a token is special ([PAD], [UNK], [CLS], [SEP], [MASK] have the lowest ids)."""
@@ -79,14 +91,18 @@ class EpochSampler:
 
 
 class BlockBatches:
-    """Pre-training batches: {'ids': (B, T)}."""
+    """Pre-training batches: {'ids': (B, T)}, plus 'word_starts' (B, T) bool if the cache holds word starts."""
 
     def __init__(self, dataset: BlockDataset, batch_size: int, seed: int):
         self.dataset = dataset
         self.sampler = EpochSampler(len(dataset), batch_size, seed)
 
     def __next__(self) -> dict:
-        return {"ids": self.dataset.batch(self.sampler.next_indices())}
+        indices = self.sampler.next_indices()
+        batch = {"ids": self.dataset.batch(indices)}
+        if self.dataset.cache.has_word_starts:
+            batch["word_starts"] = self.dataset.word_start_batch(indices)
+        return batch
 
     def state_dict(self) -> dict:
         return self.sampler.state_dict()

@@ -3,6 +3,9 @@
 Layout of one cache entry, `<cache_dir>/<key>/`:
     meta.json            key inputs, dtype, tokens per shard, documents, replaced bytes
     shard_00000.bin ...  one flat stream of token ids: doc1 [SEP] doc2 [SEP] ...  (uint16 if the vocab fits)
+    words_00000.bin ...  only with word_starts=True: one uint8 per token, 1 where a token starts a word
+                         (a new word id in the fast tokenizer's `word_ids`, so it holds for WordPiece `##`,
+                         byte-level BPE `Ġ` and Unigram `▁` alike; [SEP] is a word of its own)
 The key is a hash of the tokenizer file, the content of every input file and the reading settings, so
 changing any of them builds a new entry. An entry is built in a temporary directory and renamed into
 place, so a killed build never leaves a half-written cache behind. Memory stays flat: documents are
@@ -25,7 +28,7 @@ from tqdm import tqdm
 from budgetlm.atomic import sha256_file
 from budgetlm.data.readers import ReadStats, check_input_file, read_texts
 from budgetlm.errors import UserError
-from budgetlm.tokenizer import SEP, encode_plain, load_tokenizer, tokenizer_path
+from budgetlm.tokenizer import SEP, load_tokenizer, tokenizer_path
 
 CACHE_VERSION = 1
 SHARD_TOKENS = 1 << 26  # 64M tokens per shard
@@ -63,13 +66,33 @@ class TokenCache:
         self.offsets = np.cumsum([0] + [len(s) for s in self.shards])
         self.n_tokens = int(self.offsets[-1])
 
+        self.word_shards = None
+        if self.meta["settings"].get("word_starts"):
+            self.word_shards = [
+                np.memmap(self.path / f"words_{i:05d}.bin", dtype=np.uint8, mode="r", shape=(n,))
+                for i, n in enumerate(self.meta["shard_tokens"]) if n > 0
+            ]
+
+    @property
+    def has_word_starts(self) -> bool:
+        return self.word_shards is not None
+
     def slice(self, start: int, length: int) -> np.ndarray:
         """Tokens [start, start + length) as int64, possibly spanning shards."""
-        out = np.empty(length, dtype=np.int64)
+        return self._slice(self.shards, start, length, np.int64)
+
+    def slice_word_starts(self, start: int, length: int) -> np.ndarray:
+        """Word-start flags of tokens [start, start + length) as bool (the cache must hold them)."""
+        if self.word_shards is None:
+            raise ValueError(f"token cache {self.path} was built without word starts")
+        return self._slice(self.word_shards, start, length, np.bool_)
+
+    def _slice(self, shards, start: int, length: int, dtype) -> np.ndarray:
+        out = np.empty(length, dtype=dtype)
         filled = 0
         i = int(np.searchsorted(self.offsets, start, side="right")) - 1
         while filled < length:
-            shard = self.shards[i]
+            shard = shards[i]
             lo = start + filled - int(self.offsets[i])
             take = min(length - filled, len(shard) - lo)
             out[filled:filled + take] = shard[lo:lo + take]
@@ -85,12 +108,17 @@ def build_or_load(
     doc_split: str = "blank",
     text_column: str = "",
     desc: str = "tokenizing",
+    word_starts: bool = False,
 ) -> TokenCache:
+    """The cache entry for these inputs, built on first use. `word_starts=True` also stores word boundaries
+    (for whole-word, span and PMI masking); it is part of the key, so such entries never shadow plain ones."""
     paths = [check_input_file(f) for f in files]
     if not paths:
         raise UserError("no input files given")
     tok_file = tokenizer_path(tokenizer)
     settings = {"doc_split": doc_split, "text_column": text_column}
+    if word_starts:  # only when asked, so the keys of plain caches stay what they were
+        settings["word_starts"] = True
     key = cache_key(paths, tok_file, settings)
     root = Path(cache_dir) if cache_dir else default_cache_dir()
     entry = root / key
@@ -107,7 +135,7 @@ def build_or_load(
     stats = ReadStats()
     shard_tokens: list[int] = [0]
     n_docs = 0
-    out = open(tmp / "shard_00000.bin", "wb")
+    out = _ShardWriter(tmp, word_starts)
     t0 = time.time()
     total_bytes = sum(p.stat().st_size for p in paths)
     done_bytes = 0
@@ -119,11 +147,11 @@ def build_or_load(
                     batch.append(doc)
                     if len(batch) == ENCODE_BATCH:
                         n_docs += _write_batch(tok, batch, out, dtype, shard_tokens, bar)
-                        out = _maybe_next_shard(out, shard_tokens, tmp)
+                        out.maybe_next_shard(shard_tokens)
                         batch = []
                 if batch:
                     n_docs += _write_batch(tok, batch, out, dtype, shard_tokens, bar)
-                    out = _maybe_next_shard(out, shard_tokens, tmp)
+                    out.maybe_next_shard(shard_tokens)
                 done_bytes += p.stat().st_size
                 bar.n = done_bytes  # chars counted per batch only approximate bytes; settle per file
                 bar.refresh()
@@ -148,24 +176,50 @@ def build_or_load(
     return TokenCache(entry, json.loads((entry / "meta.json").read_text()))
 
 
-def _write_batch(tok, batch, out, dtype, shard_tokens, bar) -> int:
-    ids = encode_plain(tok, batch)
-    lengths = np.fromiter((len(x) + 1 for x in ids), dtype=np.int64, count=len(ids))
+class _ShardWriter:
+    """The open shard file(s) of a cache being built: token ids and, if asked, word-start flags."""
+
+    def __init__(self, tmp: Path, word_starts: bool):
+        self.tmp, self.word_starts, self.index = tmp, word_starts, 0
+        self._open()
+
+    def _open(self):
+        self.ids = open(self.tmp / f"shard_{self.index:05d}.bin", "wb")
+        self.words = open(self.tmp / f"words_{self.index:05d}.bin", "wb") if self.word_starts else None
+
+    def maybe_next_shard(self, shard_tokens: list[int]) -> None:
+        if shard_tokens[-1] < SHARD_TOKENS:
+            return
+        self.close()
+        shard_tokens.append(0)
+        self.index += 1
+        self._open()
+
+    def close(self) -> None:
+        self.ids.close()
+        if self.words is not None:
+            self.words.close()
+
+
+def _write_batch(tok, batch, out: _ShardWriter, dtype, shard_tokens, bar) -> int:
+    encodings = tok.encode_batch(batch, add_special_tokens=False)
+    lengths = np.fromiter((len(e.ids) + 1 for e in encodings), dtype=np.int64, count=len(encodings))
     flat = np.empty(int(lengths.sum()), dtype=dtype)
+    starts = np.ones(len(flat), dtype=np.uint8) if out.words is not None else None
     pos = 0
-    for x in ids:
-        flat[pos:pos + len(x)] = x
-        flat[pos + len(x)] = SEP
-        pos += len(x) + 1
-    flat.tofile(out)
+    for e in encodings:
+        n = len(e.ids)
+        flat[pos:pos + n] = e.ids
+        flat[pos + n] = SEP
+        if starts is not None and n > 1:
+            # a token starts a word where its word id differs from the previous token's
+            # (added tokens have no word id: None -> NaN, which differs from everything, so they stand alone)
+            w = np.array(e.word_ids, dtype=np.float64)
+            starts[pos + 1:pos + n] = w[1:] != w[:-1]
+        pos += n + 1
+    flat.tofile(out.ids)
+    if starts is not None:
+        starts.tofile(out.words)
     shard_tokens[-1] += len(flat)
     bar.update(sum(len(d) for d in batch))
     return len(batch)
-
-
-def _maybe_next_shard(out, shard_tokens, tmp):
-    if shard_tokens[-1] < SHARD_TOKENS:
-        return out
-    out.close()
-    shard_tokens.append(0)
-    return open(tmp / f"shard_{len(shard_tokens) - 1:05d}.bin", "wb")

@@ -21,6 +21,7 @@ def mask_tokens(
     vocab_size: int,
     mask_token_id: int,
     n_special: int = 0,  # random replacements are drawn from [n_special, vocab_size)
+    word_starts: torch.Tensor | None = None,  # unused: random-token masking ignores word boundaries
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Return (inputs, labels): labels hold the original id at chosen positions and -100 elsewhere."""
     B, T = ids.shape

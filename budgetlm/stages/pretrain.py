@@ -8,6 +8,7 @@ the loss of a block batch, how to evaluate, and what kind of model it saves.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import shutil
 import sys
 from pathlib import Path
@@ -27,8 +28,9 @@ from budgetlm.data.root import english_pretraining_files, wikitext2
 from budgetlm.errors import UserError
 from budgetlm.models import build_mlm_model, build_seq2seq_model, count_parameters
 from budgetlm.models.io import model_meta, save_model
-from budgetlm.objectives import MASKING_FUNCTIONS
+from budgetlm.objectives import MASKING_FUNCTIONS, WORD_MASKINGS
 from budgetlm.objectives.mlm import mlm_loss
+from budgetlm.objectives.pmi import PmiNgrams
 from budgetlm.atomic import write_json
 from budgetlm.stages.common import prepare_run_dir
 from budgetlm.tasks.mlm import mlm_eval, pseudo_perplexity
@@ -55,7 +57,7 @@ class Recipe:
 
     kind: str  # saved in the model's config.json
     model: torch.nn.Module
-    loss: Callable[[torch.nn.Module, torch.Tensor, torch.Generator], tuple[torch.Tensor, int, int]]  # (model, ids, g) -> (loss, n, correct)
+    loss: Callable[[torch.nn.Module, dict, torch.Generator], tuple[torch.Tensor, int, int]]  # (model, batch, g) -> (loss, n, correct)
     evaluate: Callable[[torch.nn.Module], dict]
     final: Callable[[torch.nn.Module], dict]  # extra figures once training is over
     accuracy_key: str  # name of the training-batch accuracy in metrics.jsonl
@@ -63,9 +65,15 @@ class Recipe:
 
 def _mlm_recipe(cfg: PretrainConfig, tok: Tokenizer, valid_set: BlockDataset) -> Recipe:
     mask_fn = MASKING_FUNCTIONS[cfg.objective.masking]
+    if cfg.objective.masking == "pmi":  # the one masking with an input of its own: bind its n-gram tables
+        ngrams = PmiNgrams.from_file(cfg.objective.pmi_vocab, tok)
+        print(f"PMI vocabulary: {ngrams.size:,} n-grams ({ngrams.skipped:,} unusable with this tokenizer)", file=sys.stderr)
+        mask_fn = functools.partial(mask_fn, ngrams=ngrams)
 
-    def loss(model, ids, g):
-        inputs, labels = mask_fn(ids, special_mask(ids), g, cfg.objective, cfg.model.vocab_size, MASK, len(SPECIAL_TOKENS))
+    def loss(model, batch, g):
+        ids = batch["ids"]  # (B, T); batch["word_starts"] (B, T) when the masking needs words
+        inputs, labels = mask_fn(ids, special_mask(ids), g, cfg.objective, cfg.model.vocab_size, MASK,
+                                 len(SPECIAL_TOKENS), word_starts=batch.get("word_starts"))
         return mlm_loss(model, inputs, labels)
 
     return Recipe("mlm", build_mlm_model(cfg.model), loss, lambda m: mlm_eval(m, valid_set),
@@ -75,8 +83,8 @@ def _mlm_recipe(cfg: PretrainConfig, tok: Tokenizer, valid_set: BlockDataset) ->
 def _denoising_recipe(cfg: PretrainConfig, tok: Tokenizer, valid_set: BlockDataset) -> Recipe:
     noise = DENOISERS[cfg.objective.name].bind(cfg.objective, tok)
 
-    def loss(model, ids, g):
-        return seq2seq_loss(model, *noise(ids, g))
+    def loss(model, batch, g):
+        return seq2seq_loss(model, *noise(batch["ids"], g))
 
     return Recipe("seq2seq", build_seq2seq_model(cfg.model), loss, lambda m: denoising_eval(m, valid_set, noise),
                   lambda m: {}, "denoising_accuracy")
@@ -92,7 +100,8 @@ RECIPES: dict[str, Callable[[PretrainConfig, Tokenizer, BlockDataset], Recipe]] 
 def pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False) -> dict:
     run_dir = Path(run_dir)
     train_files, valid_file = resolve_files(cfg)
-    prepare_run_dir(run_dir, resume, inputs=train_files + [valid_file] + ([cfg.data.tokenizer] if cfg.data.tokenizer else []))
+    extra_inputs = [f for f in (cfg.data.tokenizer, cfg.objective.pmi_vocab) if f]
+    prepare_run_dir(run_dir, resume, inputs=train_files + [valid_file] + extra_inputs)
 
     # tokenizer: given, kept from the run being resumed, or trained on the training text
     tok_file = run_dir / "tokenizer.json"
@@ -115,7 +124,8 @@ def pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False) -> 
     cfg.model.pad_token_id = 0
 
     cache_kw = dict(tokenizer=tok_file, cache_dir=cfg.data.cache_dir or None, doc_split=cfg.data.doc_split, text_column=cfg.data.text_column)
-    train_cache = build_or_load(train_files, desc="tokenizing train", **cache_kw)
+    needs_words = cfg.objective.name == "mlm" and cfg.objective.masking in WORD_MASKINGS
+    train_cache = build_or_load(train_files, desc="tokenizing train", word_starts=needs_words, **cache_kw)
     valid_cache = build_or_load([valid_file], desc="tokenizing valid", **cache_kw)
     train_set = BlockDataset(train_cache, cfg.model.max_seq_len)
     valid_set = BlockDataset(valid_cache, cfg.model.max_seq_len)
@@ -132,7 +142,7 @@ def pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False) -> 
     def step_fn(model, batch, step, micro):
         ids = batch["ids"]  # (B, T)
         g = torch.Generator().manual_seed(step_seed(cfg.train.seed, step, micro))
-        loss, n, correct = recipe.loss(model, ids, g)
+        loss, n, correct = recipe.loss(model, batch, g)
         return loss, ids.numel(), {recipe.accuracy_key: round(correct / max(n, 1), 4)}
 
     batches = BlockBatches(train_set, cfg.train.batch_size, cfg.train.seed)

@@ -60,7 +60,7 @@ def test_second_build_reuses_the_entry(docs_file, tiny_tokenizer_file, tmp_path,
     def fail(*a, **k):
         raise AssertionError("the corpus was encoded again")
 
-    monkeypatch.setattr(cache_mod, "encode_plain", fail)
+    monkeypatch.setattr(cache_mod, "_write_batch", fail)
     again = build_or_load([docs_file], tiny_tokenizer_file, cache_dir=tmp_path / "cache")
     assert again.path == first.path
     assert (again.path / "meta.json").stat().st_mtime_ns == mtime

@@ -1,0 +1,119 @@
+"""Equal-budget comparison of masking strategies (issue 4): random tokens, whole words, PMI n-grams, SpanBERT spans.
+
+For every seed and strategy, through the CLI (so the commands are what a user types):
+  1. budgetlm tokenizer  (once: WordPiece 8k on the training text)
+  2. budgetlm pmi-vocab  (once: PMI n-gram vocabulary of the same text)
+  3. budgetlm pretrain --config configs/masking-pretrain.yaml objective.masking=M train.seed=S
+  4. budgetlm finetune --config configs/masking-finetune.yaml --model <3> train.seed=S      (SST-2)
+Every arm gets the same number of optimizer steps, batch, data, model and seeds (a step budget, not wall
+clock, so contention on the shared machine changes nothing but the duration). The MLM loss every arm is
+scored on is the same: WikiText-2 valid, first 256 blocks, 15% random-token masking drawn from a fixed seed
+(tasks/mlm.py mlm_eval), whatever masking the model was trained with. `--half` adds PMI runs with half the
+pre-training steps, to test the paper's "same quality in half the time" claim at this scale.
+
+Prints a markdown table of mean +- std over the seeds and writes it (and all per-run figures) to
+<out>/summary.md and <out>/summary.json. Runs whose results.json exists are reused, so an interrupted
+experiment continues where it stopped.
+
+    python bench/masking_comparison.py --out runs/masking-comparison --half
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from budgetlm.config import build_config, PretrainConfig, parse_budget
+from budgetlm.data.root import data_root, english_pretraining_files
+
+STRATEGIES = ["random", "wwm", "pmi", "spanbert"]
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(cmd: list[str], log: Path) -> None:
+    print(f"[{time.strftime('%H:%M:%S')} load {os.getloadavg()[0]:.1f}] $ " + " ".join(cmd), flush=True)
+    with open(log, "w") as f:
+        subprocess.run(cmd, check=True, stdout=f, stderr=subprocess.STDOUT)
+
+
+def mean_std(xs: list[float]) -> tuple[float, float]:
+    return statistics.mean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default="runs/masking-comparison")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--strategies", nargs="+", default=STRATEGIES, choices=STRATEGIES)
+    ap.add_argument("--half", action="store_true", help="also pre-train PMI with half the steps (same schedule shape)")
+    ap.add_argument("--pretrain-budget", help="override configs/masking-pretrain.yaml's step budget (e.g. 300steps)")
+    ap.add_argument("--finetune-budget", help="override configs/masking-finetune.yaml's step budget")
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    bl = [sys.executable, "-m", "budgetlm"]
+    pre_cfg, ft_cfg = str(REPO / "configs" / "masking-pretrain.yaml"), str(REPO / "configs" / "masking-finetune.yaml")
+    train_files = [str(p) for p in english_pretraining_files()] + [str(data_root() / "sst2" / "train.tsv")]
+    budget = args.pretrain_budget or build_config(PretrainConfig, pre_cfg).train.budget
+    steps = parse_budget(budget)
+    if steps.kind != "steps":
+        sys.exit("error: the comparison needs a step budget (e.g. 300steps), not wall clock or tokens")
+    half_budget = f"{int(steps.amount) // 2}steps"
+
+    tok = out / "tokenizer"
+    if not (tok / "tokenizer.json").exists():
+        run(bl + ["tokenizer", "--kind", "wordpiece", "--vocab-size", "8192", "--out", str(tok), *train_files], out / "tokenizer.log")
+    vocab = out / "pmi-vocab.txt"
+    if not vocab.exists():
+        run(bl + ["pmi-vocab", "--out", str(vocab), *train_files], out / "pmi-vocab.log")
+
+    arms = [(m, budget) for m in args.strategies] + ([("pmi", half_budget)] if args.half else [])
+    rows: dict[str, list[dict]] = {}
+    for seed in args.seeds:  # seeds outermost: a cut-short experiment still has whole seeds for every arm
+        for masking, b in arms:
+            name = masking if b == budget else f"{masking}-{b}"
+            pre = out / f"pretrain-{name}-seed{seed}"
+            if not (pre / "results.json").exists():
+                cmd = bl + ["pretrain", "--config", pre_cfg, "--tokenizer", str(tok), "--train", *train_files,
+                            "--budget", b, "--out", str(pre), f"objective.masking={masking}", f"train.seed={seed}"]
+                if masking == "pmi":
+                    cmd.append(f"objective.pmi_vocab={vocab}")
+                run(cmd, out / f"{pre.name}.log")
+            ft = out / f"finetune-{name}-seed{seed}"
+            if not (ft / "results.json").exists():
+                cmd = bl + ["finetune", "--config", ft_cfg, "--model", str(pre), "--out", str(ft), f"train.seed={seed}"]
+                if args.finetune_budget:
+                    cmd += ["--budget", args.finetune_budget]
+                run(cmd, out / f"{ft.name}.log")
+            p, f = json.loads((pre / "results.json").read_text()), json.loads((ft / "results.json").read_text())
+            rows.setdefault(name, []).append({
+                "seed": seed, "mlm_loss": p["mlm_loss"], "mlm_accuracy": p["mlm_accuracy"], "pretrain_steps": p["steps"],
+                "pretrain_seconds": p["train_seconds"], "sst2_accuracy": f["accuracy"], "finetune_seconds": f["train_seconds"]})
+            write_summary(out, rows, budget, args)
+
+
+def write_summary(out: Path, rows: dict[str, list[dict]], budget: str, args) -> None:
+    lines = ["| masking | pre-training steps | seeds | SST-2 dev accuracy | WikiText-2 MLM loss (random 15%) | MLM accuracy | pre-train s/run |",
+             "|---|---|---|---|---|---|---|"]
+    summary = {}
+    for name, rs in rows.items():
+        acc, loss, macc = mean_std([r["sst2_accuracy"] for r in rs]), mean_std([r["mlm_loss"] for r in rs]), mean_std([r["mlm_accuracy"] for r in rs])
+        secs = statistics.mean(r["pretrain_seconds"] for r in rs)
+        summary[name] = {"runs": rs, "sst2_accuracy": acc, "mlm_loss": loss, "mlm_accuracy": macc}
+        lines.append(f"| {name} | {rs[0]['pretrain_steps']} | {len(rs)} | {100 * acc[0]:.2f} ± {100 * acc[1]:.2f} | "
+                     f"{loss[0]:.3f} ± {loss[1]:.3f} | {100 * macc[0]:.2f} ± {100 * macc[1]:.2f} | {secs:.0f} |")
+    table = "\n".join(lines)
+    (out / "summary.md").write_text(table + "\n")
+    (out / "summary.json").write_text(json.dumps({"budget": budget, "seeds": args.seeds, "arms": summary,
+                                                  "loadavg_at_end": os.getloadavg()}, indent=2))
+    print(table, flush=True)
+
+
+if __name__ == "__main__":
+    main()
