@@ -1,0 +1,71 @@
+"""Pre-training with every masking strategy through the CLI on a tiny corpus, and their user errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from budgetlm.cli import main
+from conftest import tiny_train_overrides
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, corpus_text, tiny_tokenizer_file):
+    d = tmp_path_factory.mktemp("masking-cli")
+    (d / "train.txt").write_text(corpus_text)
+    (d / "valid.txt").write_text("\n\n".join(corpus_text.split("\n\n")[:8]) + "\n")
+    assert main(["pmi-vocab", "--out", str(d / "pmi.txt"), "--min-count", "3", str(d / "train.txt")]) == 0
+    return d
+
+
+def pretrain(files, out, *extra):
+    return main(["pretrain", "--tokenizer", str(files / "tok.json"),
+                 "--train", str(files / "train.txt"), "--valid", str(files / "valid.txt"), "--out", str(out),
+                 *tiny_train_overrides("3steps"), *extra])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _tokenizer(files, tiny_tokenizer_file):
+    (files / "tok.json").write_bytes(tiny_tokenizer_file.read_bytes())
+
+
+@pytest.mark.parametrize("masking", ["wwm", "pmi", "spanbert"])
+def test_pretrain_with_each_masking(files, tmp_path, masking, capsys):
+    extra = [f"objective.masking={masking}", "objective.mask_rate=0.3"]
+    if masking == "pmi":
+        extra.append(f"objective.pmi_vocab={files / 'pmi.txt'}")
+    assert pretrain(files, tmp_path / "run", *extra) == 0
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["steps"] == 3 and results["mlm_loss"] > 0
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["objective"]["masking"] == masking
+
+
+def _error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and len(err.splitlines()) == 1, err
+    return err
+
+
+def test_pmi_without_vocabulary(files, tmp_path, capsys):
+    assert pretrain(files, tmp_path / "run", "objective.masking=pmi") == 2
+    assert "objective.pmi_vocab" in _error(capsys)
+
+
+def test_pmi_vocabulary_missing(files, tmp_path, capsys):
+    assert pretrain(files, tmp_path / "run", "objective.masking=pmi", f"objective.pmi_vocab={tmp_path / 'no.txt'}") == 2
+    assert "no.txt" in _error(capsys)
+
+
+def test_pmi_vocabulary_malformed(files, tmp_path, capsys):
+    bad = tmp_path / "bad.txt"
+    bad.write_text("# header\nthe cat\t3\t1.0\nthe dog 3 1.0\n")
+    assert pretrain(files, tmp_path / "run", "objective.masking=pmi", f"objective.pmi_vocab={bad}") == 2
+    assert f"{bad}:3:" in _error(capsys)
+
+
+def test_unknown_masking_lists_the_valid_ones(files, tmp_path, capsys):
+    assert pretrain(files, tmp_path / "run", "objective.masking=t5") == 2
+    err = _error(capsys)
+    assert all(name in err for name in ("random", "wwm", "pmi", "spanbert"))
