@@ -84,6 +84,7 @@ MASKINGS = ("random", "wwm", "pmi", "spanbert")
 # pre-training objective -> the model family it trains (the functions are in budgetlm/objectives)
 OBJECTIVE_FAMILIES = {"mlm": "encoder", "span_corruption": "encoder_decoder", "text_infilling": "encoder_decoder"}
 DEFAULT_OBJECTIVES = {"encoder": "mlm", "encoder_decoder": "span_corruption"}
+SENTENCE_TASKS = ("none", "nsp", "sop")
 
 
 @dataclass
@@ -105,6 +106,8 @@ class ObjectiveConfig:
     infill_rate: float = _f(0.3, "text_infilling: fraction of (non-special) tokens masked (BART: 0.3)")
     poisson_lambda: float = _f(3.0, "text_infilling: mean of the Poisson span lengths, 0-length spans included (BART: 3)")
     permute_sentences: bool = _f(False, "text_infilling: shuffle the sentences of each document first (BART's second noise)")
+    sentence_task: str = _f("none", f"second pre-training head, one of {SENTENCE_TASKS}: none (RoBERTa-style packed "
+                                    "blocks), nsp (next-sentence prediction) or sop (sentence-order prediction)")
 
     def validate(self) -> None:
         if self.name:
@@ -130,6 +133,7 @@ class ObjectiveConfig:
         if not 0.0 < self.span_geometric_p <= 1.0:
             raise UserError(f"objective.span_geometric_p must be in (0, 1], got {self.span_geometric_p}")
         _positive(self, "span_max_words")
+        _choice(self, "sentence_task", SENTENCE_TASKS)
 
 
 DOC_SPLITS = ("blank", "line")
@@ -214,6 +218,12 @@ class PretrainConfig:
             if spans > self.objective.sentinels:
                 raise UserError(f"objective.sentinels={self.objective.sentinels} is too few for the {spans} spans a "
                                 f"{self.model.max_seq_len}-token block gets; raise it")
+        if self.objective.sentence_task != "none" and self.objective.name != "mlm":
+            raise UserError("objective.sentence_task (nsp/sop) is a second head of masked-LM pre-training; use objective.name=mlm")
+        if self.objective.sentence_task != "none" and self.model.max_seq_len < 5:
+            raise UserError("objective.sentence_task needs model.max_seq_len >= 5 ([CLS] A [SEP] B [SEP])")
+        if self.objective.sentence_task == "nsp" and self.train.batch_size < 2:
+            raise UserError("objective.sentence_task=nsp draws random segments from the batch: train.batch_size must be >= 2")
 
 
 POOLINGS = ("cls", "mean")

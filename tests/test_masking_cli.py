@@ -42,6 +42,23 @@ def test_pretrain_with_each_masking(files, tmp_path, masking, capsys):
     assert config["objective"]["masking"] == masking
 
 
+@pytest.mark.parametrize("task, masking", [("nsp", "random"), ("sop", "wwm")])
+def test_pretrain_with_a_sentence_task(files, tmp_path, task, masking, capsys):
+    assert pretrain(files, tmp_path / "run", f"objective.sentence_task={task}", f"objective.masking={masking}") == 0
+    log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert any(f"{task}_accuracy" in row for row in log)
+    # the saved model is a plain MLM encoder: fine-tuning and fill-mask load it like any other
+    from budgetlm.models.io import load_model
+
+    model, meta = load_model(tmp_path / "run" / "model")
+    assert set(model.heads) == {"mlm"}
+
+
+def test_nsp_needs_two_rows(files, tmp_path, capsys):
+    assert pretrain(files, tmp_path / "run", "objective.sentence_task=nsp", "train.batch_size=1") == 2
+    assert "batch_size" in _error(capsys)
+
+
 def _error(capsys) -> str:
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and len(err.splitlines()) == 1, err

@@ -53,6 +53,11 @@ def mlm_loss(model, inputs: torch.Tensor, labels: torch.Tensor, token_type_ids=N
     Returns (mean loss, number of predictions, number correct).
     """
     hidden = model.encoder(inputs, token_type_ids, attention_mask)  # (B, T, D)
+    return mlm_loss_on_hidden(model, hidden, labels)
+
+
+def mlm_loss_on_hidden(model, hidden: torch.Tensor, labels: torch.Tensor):
+    """mlm_loss given the encoder's output (B, T, D), for objectives that add a second head on the same pass."""
     selected = labels != IGNORE_INDEX  # (B, T)
     targets = labels[selected]  # (N,)
     logits = model.heads["mlm"](hidden[selected], model.encoder.tok_emb.weight)  # (N, V)

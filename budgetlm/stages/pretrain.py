@@ -20,16 +20,17 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
-from budgetlm.config import PretrainConfig
+from budgetlm.config import HeadConfig, PretrainConfig
 from budgetlm.data.batches import BlockBatches, BlockDataset, special_mask
 from budgetlm.data.cache import build_or_load
 from budgetlm.data.readers import ReadStats, read_texts
 from budgetlm.data.root import english_pretraining_files, wikitext2
 from budgetlm.errors import UserError
-from budgetlm.models import build_mlm_model, build_seq2seq_model, count_parameters
+from budgetlm.models import SequenceClassificationHead, build_mlm_model, build_seq2seq_model, count_parameters
 from budgetlm.models.io import model_meta, save_model
 from budgetlm.objectives import MASKING_FUNCTIONS, WORD_MASKINGS
-from budgetlm.objectives.mlm import mlm_loss
+from budgetlm.objectives.mlm import mlm_loss, mlm_loss_on_hidden
+from budgetlm.objectives.nsp import make_sentence_pairs, pair_loss
 from budgetlm.objectives.pmi import PmiNgrams
 from budgetlm.atomic import write_json
 from budgetlm.stages.common import prepare_run_dir
@@ -57,7 +58,8 @@ class Recipe:
 
     kind: str  # saved in the model's config.json
     model: torch.nn.Module
-    loss: Callable[[torch.nn.Module, dict, torch.Generator], tuple[torch.Tensor, int, int]]  # (model, batch, g) -> (loss, n, correct)
+    # (model, batch, g) -> (loss, n, correct) or (loss, n, correct, {extra metric: value})
+    loss: Callable[[torch.nn.Module, dict, torch.Generator], tuple]
     evaluate: Callable[[torch.nn.Module], dict]
     final: Callable[[torch.nn.Module], dict]  # extra figures once training is over
     accuracy_key: str  # name of the training-batch accuracy in metrics.jsonl
@@ -70,14 +72,31 @@ def _mlm_recipe(cfg: PretrainConfig, tok: Tokenizer, valid_set: BlockDataset) ->
         print(f"PMI vocabulary: {ngrams.size:,} n-grams ({ngrams.skipped:,} unusable with this tokenizer)", file=sys.stderr)
         mask_fn = functools.partial(mask_fn, ngrams=ngrams)
 
-    def loss(model, batch, g):
-        ids = batch["ids"]  # (B, T); batch["word_starts"] (B, T) when the masking needs words
-        inputs, labels = mask_fn(ids, special_mask(ids), g, cfg.objective, cfg.model.vocab_size, MASK,
-                                 len(SPECIAL_TOKENS), word_starts=batch.get("word_starts"))
-        return mlm_loss(model, inputs, labels)
+    model = build_mlm_model(cfg.model)
+    task = cfg.objective.sentence_task
+    if task != "none":  # NSP / SOP: a second head on [CLS], trained alongside MLM (objectives/nsp.py)
+        model.heads["pair"] = SequenceClassificationHead(cfg.model, HeadConfig(), 2)
 
-    return Recipe("mlm", build_mlm_model(cfg.model), loss, lambda m: mlm_eval(m, valid_set),
-                  lambda m: pseudo_perplexity(m, valid_set), "mlm_accuracy")
+    def mask(ids, word_starts, g):  # word_starts (B, T) when the masking needs words
+        return mask_fn(ids, special_mask(ids), g, cfg.objective, cfg.model.vocab_size, MASK, len(SPECIAL_TOKENS),
+                       word_starts=word_starts)
+
+    def loss(model, batch, g):
+        if task == "none":  # RoBERTa-style packed blocks
+            return mlm_loss(model, *mask(batch["ids"], batch.get("word_starts"), g))
+        pairs = make_sentence_pairs(batch["ids"], task, g, batch.get("word_starts"))  # [CLS] A [SEP] B [SEP]
+        inputs, labels = mask(pairs["ids"], pairs["word_starts"], g)
+        hidden = model.encoder(inputs, pairs["token_type_ids"])  # (B, 2L+3, D)
+        mlm, n, correct = mlm_loss_on_hidden(model, hidden, labels)
+        pair, pair_correct = pair_loss(model, hidden, pairs["pair_labels"])
+        return mlm + pair, n, correct, {f"{task}_accuracy": round(pair_correct / len(pairs["pair_labels"]), 4)}
+
+    def final(m):
+        if "pair" in m.heads:  # the saved model is a plain MLM model, like every other pre-training run
+            del m.heads["pair"]
+        return pseudo_perplexity(m, valid_set)
+
+    return Recipe("mlm", model, loss, lambda m: mlm_eval(m, valid_set), final, "mlm_accuracy")
 
 
 def _denoising_recipe(cfg: PretrainConfig, tok: Tokenizer, valid_set: BlockDataset) -> Recipe:
@@ -142,8 +161,8 @@ def pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False) -> 
     def step_fn(model, batch, step, micro):
         ids = batch["ids"]  # (B, T)
         g = torch.Generator().manual_seed(step_seed(cfg.train.seed, step, micro))
-        loss, n, correct = recipe.loss(model, batch, g)
-        return loss, ids.numel(), {recipe.accuracy_key: round(correct / max(n, 1), 4)}
+        loss, n, correct, *extra = recipe.loss(model, batch, g)
+        return loss, ids.numel(), {recipe.accuracy_key: round(correct / max(n, 1), 4), **(extra[0] if extra else {})}
 
     batches = BlockBatches(train_set, cfg.train.batch_size, cfg.train.seed)
     state = train(model, batches, step_fn, cfg.train, run_dir, evaluate=recipe.evaluate, resume=resume, desc="pretrain")
