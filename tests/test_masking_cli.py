@@ -7,7 +7,10 @@ import json
 import pytest
 
 from budgetlm.cli import main
-from conftest import tiny_train_overrides
+
+TINY = ["model.d_model=32", "model.n_layers=2", "model.n_heads=2", "model.d_ff=64", "model.max_seq_len=32",
+        "train.budget=3steps", "train.batch_size=4", "train.log_every=1", "train.threads=1",
+        "train.checkpoint_every=1000steps"]
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +25,7 @@ def files(tmp_path_factory, corpus_text, tiny_tokenizer_file):
 def pretrain(files, out, *extra):
     return main(["pretrain", "--tokenizer", str(files / "tok.json"),
                  "--train", str(files / "train.txt"), "--valid", str(files / "valid.txt"), "--out", str(out),
-                 *tiny_train_overrides("3steps"), *extra])
+                 *TINY, *extra])
 
 
 @pytest.fixture(scope="module", autouse=True)
