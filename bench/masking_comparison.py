@@ -15,7 +15,7 @@ Prints a markdown table of mean +- std over the seeds and writes it (and all per
 <out>/summary.md and <out>/summary.json. Runs whose results.json exists are reused, so an interrupted
 experiment continues where it stopped.
 
-    python bench/masking_comparison.py --out runs/masking-comparison --half
+    python bench/masking_comparison.py --out runs/masking-comparison [--jobs 4] [--half]
 """
 
 from __future__ import annotations
@@ -23,10 +23,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from budgetlm.config import build_config, PretrainConfig, parse_budget
@@ -54,6 +56,7 @@ def main() -> None:
     ap.add_argument("--half", action="store_true", help="also pre-train PMI with half the steps (same schedule shape)")
     ap.add_argument("--pretrain-budget", help="override configs/masking-pretrain.yaml's step budget (e.g. 300steps)")
     ap.add_argument("--finetune-budget", help="override configs/masking-finetune.yaml's step budget")
+    ap.add_argument("--jobs", type=int, default=1, help="arms run at once (each is one single-threaded process)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -74,28 +77,41 @@ def main() -> None:
         run(bl + ["pmi-vocab", "--out", str(vocab), *train_files], out / "pmi-vocab.log")
 
     arms = [(m, budget) for m in args.strategies] + ([("pmi", half_budget)] if args.half else [])
+
+    def run_arm(seed: int, masking: str, b: str) -> None:
+        """Pre-train then fine-tune one (strategy, budget, seed); finished steps are skipped."""
+        name = masking if b == budget else f"{masking}-{b}"
+        pre, ft = out / f"pretrain-{name}-seed{seed}", out / f"finetune-{name}-seed{seed}"
+        if not (pre / "results.json").exists():
+            shutil.rmtree(pre, ignore_errors=True)  # a run killed before its report restarts from scratch
+            cmd = bl + ["pretrain", "--config", pre_cfg, "--tokenizer", str(tok), "--train", *train_files,
+                        "--budget", b, "--out", str(pre), f"objective.masking={masking}", f"train.seed={seed}"]
+            if masking == "pmi":
+                cmd.append(f"objective.pmi_vocab={vocab}")
+            run(cmd, out / f"{pre.name}.log")
+        if not (ft / "results.json").exists():
+            shutil.rmtree(ft, ignore_errors=True)
+            cmd = bl + ["finetune", "--config", ft_cfg, "--model", str(pre), "--out", str(ft), f"train.seed={seed}"]
+            if args.finetune_budget:
+                cmd += ["--budget", args.finetune_budget]
+            run(cmd, out / f"{ft.name}.log")
+
+    # seeds outermost: a cut-short experiment still has whole seeds for every arm. Arms are independent
+    # single-threaded processes, so --jobs N runs N at once (each still gets the same step budget).
+    jobs = [(seed, m, b) for seed in args.seeds for m, b in arms]
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        for future in [pool.submit(run_arm, *job) for job in jobs]:
+            future.result()
+
     rows: dict[str, list[dict]] = {}
-    for seed in args.seeds:  # seeds outermost: a cut-short experiment still has whole seeds for every arm
-        for masking, b in arms:
-            name = masking if b == budget else f"{masking}-{b}"
-            pre = out / f"pretrain-{name}-seed{seed}"
-            if not (pre / "results.json").exists():
-                cmd = bl + ["pretrain", "--config", pre_cfg, "--tokenizer", str(tok), "--train", *train_files,
-                            "--budget", b, "--out", str(pre), f"objective.masking={masking}", f"train.seed={seed}"]
-                if masking == "pmi":
-                    cmd.append(f"objective.pmi_vocab={vocab}")
-                run(cmd, out / f"{pre.name}.log")
-            ft = out / f"finetune-{name}-seed{seed}"
-            if not (ft / "results.json").exists():
-                cmd = bl + ["finetune", "--config", ft_cfg, "--model", str(pre), "--out", str(ft), f"train.seed={seed}"]
-                if args.finetune_budget:
-                    cmd += ["--budget", args.finetune_budget]
-                run(cmd, out / f"{ft.name}.log")
-            p, f = json.loads((pre / "results.json").read_text()), json.loads((ft / "results.json").read_text())
-            rows.setdefault(name, []).append({
-                "seed": seed, "mlm_loss": p["mlm_loss"], "mlm_accuracy": p["mlm_accuracy"], "pretrain_steps": p["steps"],
-                "pretrain_seconds": p["train_seconds"], "sst2_accuracy": f["accuracy"], "finetune_seconds": f["train_seconds"]})
-            write_summary(out, rows, budget, args)
+    for seed, masking, b in jobs:
+        name = masking if b == budget else f"{masking}-{b}"
+        p = json.loads((out / f"pretrain-{name}-seed{seed}" / "results.json").read_text())
+        f = json.loads((out / f"finetune-{name}-seed{seed}" / "results.json").read_text())
+        rows.setdefault(name, []).append({
+            "seed": seed, "mlm_loss": p["mlm_loss"], "mlm_accuracy": p["mlm_accuracy"], "pretrain_steps": p["steps"],
+            "pretrain_seconds": p["train_seconds"], "sst2_accuracy": f["accuracy"], "finetune_seconds": f["train_seconds"]})
+    write_summary(out, rows, budget, args)
 
 
 def write_summary(out: Path, rows: dict[str, list[dict]], budget: str, args) -> None:
