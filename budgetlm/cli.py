@@ -8,8 +8,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
-from budgetlm.config import FinetuneConfig, PretrainConfig, build_config, describe
+from budgetlm.config import FinetuneConfig, GenerateConfig, PretrainConfig, build_config, describe
 from budgetlm.errors import UserError
 
 EPILOG_OVERRIDES = "Config fields (set with section.key=value after the flags, or in --config YAML):\n"
@@ -33,25 +34,29 @@ def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
 
     p = sub.add_parser("tokenizer", help="train a tokenizer", formatter_class=fmt)
-    p.add_argument("--kind", choices=["wordpiece", "bpe", "unigram"], default="wordpiece")
+    p.add_argument("--kind", choices=["wordpiece", "bpe", "unigram", "char"], default="wordpiece",
+                   help="char = one token per character (vocab = the most frequent --vocab-size characters)")
     p.add_argument("--vocab-size", type=int, default=16384)
     p.add_argument("--out", required=True, help="directory for tokenizer.json")
     p.add_argument("--no-lowercase", action="store_true", help="keep case (default: lowercase)")
     p.add_argument("--no-nfkc", action="store_true", help="skip NFKC unicode normalisation")
     p.add_argument("--strip-accents", action="store_true")
     p.add_argument("--min-frequency", type=int, default=2)
-    p.add_argument("--doc-split", choices=["blank", "line"], default="blank", help="documents in .txt files: blank-line blocks or lines")
+    p.add_argument("--doc-split", choices=["blank", "line", "file"], default="blank",
+                   help="documents in .txt files: blank-line blocks, lines, or the whole file")
     p.add_argument("--text-column", default="", help="text column/field in .tsv/.csv/.jsonl files")
     p.add_argument("files", nargs="+", metavar="FILE")
 
-    p = sub.add_parser("pretrain", help="pre-train an encoder (masked LM) or an encoder-decoder (span corruption, text infilling)", formatter_class=fmt,
+    p = sub.add_parser("pretrain", help="pre-train an encoder (masked LM), a decoder (next token) or an encoder-decoder "
+                                        "(span corruption, text infilling)", formatter_class=fmt,
                        epilog=EPILOG_OVERRIDES + "\n".join(describe(PretrainConfig)))
     p.add_argument("--tokenizer", help="tokenizer dir or tokenizer.json (default: train WordPiece on --train)")
     p.add_argument("--train", nargs="+", metavar="FILE", help="training text (default: English text in the data root)")
     p.add_argument("--valid", metavar="FILE", help="evaluation text (default: WikiText-2 valid from the data root)")
     _add_common_train(p, "pretrain")
 
-    p = sub.add_parser("finetune", help="fine-tune a sentence classifier, or an encoder-decoder text-to-text", formatter_class=fmt,
+    p = sub.add_parser("finetune", help="fine-tune a sentence classifier or an encoder-decoder text-to-text; or prompt a "
+                                        "decoder (--method prompt)", formatter_class=fmt,
                        epilog=EPILOG_OVERRIDES + "\n".join(describe(FinetuneConfig)))
     p.add_argument("--model", required=True, help="pre-training run dir, model dir, or exported HF dir")
     p.add_argument("--task", help="built-in task: sst2, agnews")
@@ -62,7 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scratch", action="store_true", help="same architecture and tokenizer, random initialisation (baseline)")
     p.add_argument("--method", help="head (encoder + classification head) or text2text (encoder-decoder: generate the target "
                                     "text, e.g. SST-2 as positive/negative; TSVs with input/target columns); "
-                                    "default: from the model")
+                                    "prompt (decoder: zero-/few-shot scoring of label words, no training; prompt.template, "
+                                    "prompt.verbalisers, prompt.shots); default: from the model")
+    p.add_argument("--shots", type=int, help="--method prompt: k demonstrations from the train file (sets prompt.shots)")
     _add_common_train(p, "finetune")
 
     p = sub.add_parser("pmi-vocab", help="build the n-gram vocabulary for PMI-masking (objective.masking=pmi)",
@@ -80,6 +87,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", help="run dir or model dir")
     p.add_argument("--format", choices=["hf"], default="hf")
     p.add_argument("--out", required=True)
+
+    p = sub.add_parser("generate", help="continue a prompt with a decoder (streams the continuation)",
+                       description="Continue a prompt with a decoder, printing tokens as they are sampled (KV cache). "
+                                   "Stops at end-of-text or --max-new-tokens; a prompt longer than the model's context "
+                                   "is cut from the left (with a note on stderr).")
+    p.add_argument("model", help="decoder run dir, model dir or exported transformers dir")
+    p.add_argument("--prompt", help="text to continue")
+    p.add_argument("--prompt-file", metavar="FILE", help="read the prompt from a UTF-8 file (e.g. a few-shot prompt)")
+    defaults = GenerateConfig()
+    p.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens, help="tokens to generate at most")
+    p.add_argument("--temperature", type=float, default=defaults.temperature, help="softmax temperature; 0 = greedy")
+    p.add_argument("--top-k", type=int, default=defaults.top_k, help="sample among the k most likely tokens; 0 = all")
+    p.add_argument("--top-p", type=float, default=defaults.top_p, help="nucleus sampling mass, in (0, 1]; 1 = off")
+    p.add_argument("--repetition-penalty", type=float, default=defaults.repetition_penalty,
+                   help="> 1 discourages repeating tokens already in the text; 1 = off")
+    p.add_argument("--seed", type=int, default=defaults.seed, help="sampling seed")
 
     p = sub.add_parser("fill-mask", help="predict the [MASK] tokens in a sentence")
     p.add_argument("model", help="run dir, model dir or exported HF dir")
@@ -120,7 +143,7 @@ def run(args) -> int:
 
         cfg = build_config(FinetuneConfig, args.config, _overrides(args, {
             "task": "data.task", "train": "data.train", "valid": "data.valid", "text_column": "data.text_column",
-            "label_column": "data.label_column", "budget": "train.budget", "method": "method"}))
+            "label_column": "data.label_column", "budget": "train.budget", "method": "method", "shots": "prompt.shots"}))
         results = finetune(cfg, args.model, args.out, resume=args.resume, scratch=args.scratch)
         _print_results("fine-tuning", results, args.out)
     elif args.command == "pmi-vocab":
@@ -134,6 +157,13 @@ def run(args) -> int:
 
         out = export_hf(args.run_dir, args.out)
         print(f"exported to {out} (load with transformers.AutoModel*.from_pretrained)")
+    elif args.command == "generate":
+        from budgetlm.stages.generate import generate_text, read_prompt
+
+        cfg = GenerateConfig(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                             top_p=args.top_p, repetition_penalty=args.repetition_penalty, seed=args.seed)
+        cfg.validate()
+        generate_text(args.model, read_prompt(args.prompt, args.prompt_file), cfg)
     elif args.command == "fill-mask":
         from budgetlm.stages.fill_mask import fill_mask
 
@@ -145,7 +175,8 @@ def run(args) -> int:
 
 
 def _print_results(what: str, results: dict, out: str) -> None:
-    print(f"\n{what} finished; results in {out}/results.json, model in {out}/model")
+    model = f", model in {out}/model" if (Path(out) / "model").is_dir() else ""
+    print(f"\n{what} finished; results in {out}/results.json{model}")
     for k, v in results.items():
         if isinstance(v, float):
             print(f"  {k:<20} {v:.4f}")

@@ -27,14 +27,16 @@ def _f(default, help: str, **kw):
 ACTIVATIONS = ("gelu", "gelu_tanh", "relu", "silu")
 NORM_POSITIONS = ("pre", "post")
 POSITIONS = ("learned", "rope")
-MODEL_FAMILIES = ("encoder", "encoder_decoder")
+NORMS = ("layernorm", "rmsnorm")
+# encoder: bidirectional (BERT); decoder: causal (GPT); encoder_decoder: T5/BART-style
+MODEL_FAMILIES = ("encoder", "decoder", "encoder_decoder")
 
 
 @dataclass
 class ModelConfig:
-    """The Transformer: an encoder, or an encoder-decoder (the same blocks, plus causal self- and cross-attention)."""
+    """The Transformer: an encoder, a decoder (the same blocks, causal), or an encoder-decoder (plus cross-attention)."""
 
-    family: str = _f("encoder", f"architecture, one of {MODEL_FAMILIES}; encoder_decoder is T5/BART-style (shared embeddings)")
+    family: str = _f("encoder", f"architecture, one of {MODEL_FAMILIES}: bidirectional encoder, causal decoder (GPT), or encoder_decoder (T5/BART-style, shared embeddings)")
     vocab_size: int = _f(0, "vocabulary size; 0 = take it from the tokenizer")
     d_model: int = _f(256, "hidden size")
     n_layers: int = _f(4, "number of Transformer blocks")
@@ -51,7 +53,9 @@ class ModelConfig:
     rope_theta: float = _f(10000.0, "RoPE base frequency")
     bias: bool = _f(True, "biases in linear layers and LayerNorms (Cramming/ModernBERT drop them)")
     type_vocab_size: int = _f(2, "segment (token type) embeddings; 0 = none")
-    norm_eps: float = _f(1e-5, "LayerNorm epsilon")
+    norm: str = _f("layernorm", f"normalisation layer, one of {NORMS}")
+    norm_eps: float = _f(1e-5, "LayerNorm / RMSNorm epsilon")
+    tie_embeddings: bool = _f(True, "decoder: the LM head projects with the input embedding matrix (GPT-2) instead of its own")
     init_std: float = _f(0.02, "std of the normal initialisation")
     pad_token_id: int = _f(0, "id of [PAD] (set from the tokenizer)")
     n_decoder_layers: int = _f(0, "encoder_decoder: decoder blocks; 0 = as many as model.n_layers")
@@ -61,8 +65,8 @@ class ModelConfig:
         _positive(self, "d_model", "n_layers", "n_heads", "d_ff", "max_seq_len")
         if self.n_decoder_layers < 0:
             raise UserError(f"model.n_decoder_layers must be >= 0, got {self.n_decoder_layers}")
-        if self.family == "encoder_decoder" and self.type_vocab_size:
-            raise UserError("model.family=encoder_decoder has no segment embeddings: set model.type_vocab_size=0")
+        if self.family != "encoder" and self.type_vocab_size:
+            raise UserError(f"model.family={self.family} has no segment embeddings: set model.type_vocab_size=0")
         if self.vocab_size < 0:
             raise UserError(f"model.vocab_size must be >= 0, got {self.vocab_size}")
         if self.d_model % self.n_heads:
@@ -72,6 +76,7 @@ class ModelConfig:
         _choice(self, "activation", ACTIVATIONS)
         _choice(self, "norm_position", NORM_POSITIONS)
         _choice(self, "position", POSITIONS)
+        _choice(self, "norm", NORMS)
         if not 0.0 <= self.dropout < 1.0:
             raise UserError(f"model.dropout must be in [0, 1), got {self.dropout}")
         if not self.first_block_norm and (self.norm_position != "pre" or not self.embedding_norm):
@@ -82,14 +87,16 @@ class ModelConfig:
 
 MASKINGS = ("random", "wwm", "pmi", "spanbert")
 # pre-training objective -> the model family it trains (the functions are in budgetlm/objectives)
-OBJECTIVE_FAMILIES = {"mlm": "encoder", "span_corruption": "encoder_decoder", "text_infilling": "encoder_decoder"}
-DEFAULT_OBJECTIVES = {"encoder": "mlm", "encoder_decoder": "span_corruption"}
+OBJECTIVE_FAMILIES = {"mlm": "encoder", "next_token": "decoder", "span_corruption": "encoder_decoder",
+                      "text_infilling": "encoder_decoder"}
+DEFAULT_OBJECTIVES = {"encoder": "mlm", "decoder": "next_token", "encoder_decoder": "span_corruption"}
 SENTENCE_TASKS = ("none", "nsp", "sop")
 
 
 @dataclass
 class ObjectiveConfig:
-    """Pre-training objective: masked LM (encoder), T5 span corruption or BART text infilling (encoder-decoder)."""
+    """Pre-training objective: masked LM (encoder), next token (decoder), T5 span corruption or BART text
+    infilling (encoder-decoder)."""
 
     name: str = _f("", f"objective, one of {tuple(OBJECTIVE_FAMILIES)}; empty = the family's usual one {DEFAULT_OBJECTIVES}")
     masking: str = _f("random", f"which positions to mask, one of {MASKINGS}: random tokens, whole words, "
@@ -108,6 +115,7 @@ class ObjectiveConfig:
     permute_sentences: bool = _f(False, "text_infilling: shuffle the sentences of each document first (BART's second noise)")
     sentence_task: str = _f("none", f"second pre-training head, one of {SENTENCE_TASKS}: none (RoBERTa-style packed "
                                     "blocks), nsp (next-sentence prediction) or sop (sentence-order prediction)")
+    document_mask: bool = _f(False, "next_token: attention does not cross an end-of-text token into the previous document")
 
     def validate(self) -> None:
         if self.name:
@@ -136,23 +144,30 @@ class ObjectiveConfig:
         _choice(self, "sentence_task", SENTENCE_TASKS)
 
 
-DOC_SPLITS = ("blank", "line")
+DOC_SPLITS = ("blank", "line", "file")
+TOKENIZER_KINDS = ("wordpiece", "bpe", "unigram", "char")
 
 
 @dataclass
 class DataConfig:
     """Pre-training text."""
 
-    train: list[str] = _f([], "training files (.txt, .jsonl, .tsv, .csv, .zip of .txt); default: the English text in the data root")
-    valid: str = _f("", "held-out file for evaluation; default: WikiText-2 valid from the data root")
+    train: list[str] = _f([], "training files (.txt, .jsonl, .tsv, .csv, .zip of .txt; 'data:DIR/FILE' = in the data root); default: the English text in the data root")
+    valid: str = _f("", "held-out file for evaluation ('data:DIR/FILE' = in the data root); default: WikiText-2 valid from the data root")
     tokenizer: str = _f("", "tokenizer directory or tokenizer.json; default: train a WordPiece one on the training text")
     text_column: str = _f("", "column/field holding text in .tsv/.csv/.jsonl files (default: text, sentence, ...)")
-    doc_split: str = _f("blank", "in .txt files a document is a blank-line separated block ('blank') or one line ('line')")
+    doc_split: str = _f("blank", "in .txt files a document is a blank-line separated block ('blank'), one line ('line') or the whole file, blank lines kept ('file')")
+    valid_fraction: float = _f(0.0, "hold out the last fraction of the training tokens for evaluation instead of data.valid (nanoGPT's 90/10 = 0.1)")
     cache_dir: str = _f("", "token cache directory (default: $BUDGETLM_CACHE or ~/.cache/budgetlm)")
     vocab_size: int = _f(16384, "vocabulary size when pretrain trains its own tokenizer")
+    tokenizer_kind: str = _f("wordpiece", f"kind of tokenizer pretrain trains when none is given, one of {TOKENIZER_KINDS}")
+    lowercase: bool = _f(True, "lowercase (and NFKC-normalise) text in the tokenizer pretrain trains")
 
     def validate(self) -> None:
         _choice(self, "doc_split", DOC_SPLITS)
+        _choice(self, "tokenizer_kind", TOKENIZER_KINDS)
+        if not 0.0 <= self.valid_fraction < 1.0:
+            raise UserError(f"data.valid_fraction must be in [0, 1), got {self.valid_fraction}")
         if self.vocab_size < 16:
             raise UserError("data.vocab_size must be >= 16")
 
@@ -262,20 +277,44 @@ class TaskDataConfig:
             raise UserError("data.max_seq_len must be >= 0")
 
 
-FINETUNE_METHODS = ("head", "text2text")
+
+
+@dataclass
+class PromptConfig:
+    """Zero-/few-shot classification with a decoder (`finetune --method prompt`): no training. Each label's
+    verbaliser is scored as the continuation of k demonstrations followed by the templated example."""
+
+    template: str = _f("Review: {text}\nSentiment:", "prompt for one example; {text} is replaced by its text")
+    verbalisers: list[str] = _f([], "label=word for every label (e.g. 0=negative 1=positive); built-in tasks have defaults")
+    shots: int = _f(0, "k: demonstrations from the train file before each example (0 = zero-shot)")
+    separator: str = _f("\n\n", "text between demonstrations")
+    seed: int = _f(0, "which demonstrations are drawn")
+
+    def validate(self) -> None:
+        if self.shots < 0:
+            raise UserError(f"prompt.shots must be >= 0, got {self.shots}")
+        if self.template.count("{text}") != 1:
+            raise UserError("prompt.template must contain {text} exactly once")
+        for v in self.verbalisers:
+            if "=" not in v or not v.split("=", 1)[1].strip():
+                raise UserError(f"prompt.verbalisers: {v!r} must look like label=word")
+
+
+FINETUNE_METHODS = ("head", "text2text", "prompt")
 
 
 @dataclass
 class FinetuneConfig:
-    method: str = _f("", f"one of {FINETUNE_METHODS}: train a classification head, or train an encoder-decoder to write the target text; empty = from the model (text2text for an encoder_decoder, else head)")
+    method: str = _f("", f"one of {FINETUNE_METHODS}: train a classification head; train an encoder-decoder to write the target text; or score label words with a decoder (prompt, no training); empty = from the model (text2text for an encoder_decoder, else head)")
     max_target_len: int = _f(16, "text2text: longest target in tokens (longer ones are cut); evaluation generates at most this many")
     data: TaskDataConfig = field(default_factory=TaskDataConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=1e-4, warmup=0.1, checkpoint_every="5m"))
     dropout: float = _f(-1.0, "override the backbone's dropout while fine-tuning; -1 = keep the pre-training value")
 
     def validate(self) -> None:
-        for section in (self.data, self.head, self.train):
+        for section in (self.data, self.head, self.prompt, self.train):
             section.validate()
         if self.dropout != -1.0 and not 0.0 <= self.dropout < 1.0:
             raise UserError("dropout must be in [0, 1) (or -1 to keep the backbone's)")
@@ -283,6 +322,30 @@ class FinetuneConfig:
             raise UserError(f"method={self.method!r} is not one of: {', '.join(FINETUNE_METHODS)}")
         if self.max_target_len <= 0:
             raise UserError(f"max_target_len must be > 0, got {self.max_target_len}")
+
+
+@dataclass
+class GenerateConfig:
+    """Sampling from a decoder (`budgetlm generate`)."""
+
+    max_new_tokens: int = _f(100, "tokens to generate at most (fewer if the model ends the text)")
+    temperature: float = _f(0.8, "softmax temperature; 0 = greedy (always the most likely token)")
+    top_k: int = _f(0, "sample among the k most likely tokens only; 0 = all")
+    top_p: float = _f(1.0, "nucleus sampling: the smallest set of tokens whose probability reaches top_p, in (0, 1]")
+    repetition_penalty: float = _f(1.0, "> 1 discourages tokens already in the text (CTRL, Keskar et al. 2019); 1 = off")
+    seed: int = _f(0, "sampling seed")
+
+    def validate(self) -> None:
+        if self.max_new_tokens < 1:
+            raise UserError(f"--max-new-tokens must be >= 1, got {self.max_new_tokens}")
+        if self.temperature < 0:
+            raise UserError(f"--temperature must be >= 0 (0 = greedy), got {self.temperature}")
+        if self.top_k < 0:
+            raise UserError(f"--top-k must be >= 0 (0 = off), got {self.top_k}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise UserError(f"--top-p must be in (0, 1], got {self.top_p}")
+        if self.repetition_penalty <= 0:
+            raise UserError(f"--repetition-penalty must be > 0 (1 = off), got {self.repetition_penalty}")
 
 
 # ----------------------------------------------------------------------------------------------- budgets
@@ -339,7 +402,7 @@ def _choice(section, name: str, options) -> None:
 def _section_name(section) -> str:
     return {
         ModelConfig: "model", ObjectiveConfig: "objective", DataConfig: "data", TrainConfig: "train",
-        HeadConfig: "head", TaskDataConfig: "data",
+        HeadConfig: "head", TaskDataConfig: "data", PromptConfig: "prompt",
     }.get(type(section), type(section).__name__)
 
 

@@ -1,4 +1,4 @@
-"""Train and load tokenizers with HF `tokenizers`: WordPiece, BPE (byte-level) and Unigram.
+"""Train and load tokenizers with HF `tokenizers`: WordPiece, BPE (byte-level), Unigram and character-level.
 
 Every kind uses the same BERT-style special tokens at fixed ids, so objectives and heads need not care
 which kind produced the ids. The saved `tokenizer.json` loads in `transformers.PreTrainedTokenizerFast`.
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 from budgetlm.errors import UserError
 
@@ -67,7 +67,17 @@ def _unigram(vocab_size: int, opts: TokenizerOptions):
     return tok, trainer
 
 
-KINDS: dict[str, Callable] = {"wordpiece": _wordpiece, "bpe": _bpe, "unigram": _unigram}
+def _char(vocab_size: int, opts: TokenizerOptions):
+    """One token per character (nanoGPT's Tiny Shakespeare setup): a WordLevel vocabulary over single
+    characters, whitespace and newlines included; `vocab_size` caps it to the most frequent characters."""
+    tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"(?m)."), behavior="isolated")  # Oniguruma: (?m) lets . match a newline
+    tok.decoder = decoders.Fuse()  # concatenate, no spaces between tokens
+    trainer = trainers.WordLevelTrainer(vocab_size=vocab_size, min_frequency=1, special_tokens=SPECIAL_TOKENS)
+    return tok, trainer
+
+
+KINDS: dict[str, Callable] = {"wordpiece": _wordpiece, "bpe": _bpe, "unigram": _unigram, "char": _char}
 
 
 def train_tokenizer(kind: str, vocab_size: int, texts: Iterable[str], opts: TokenizerOptions | None = None) -> Tokenizer:
@@ -128,12 +138,21 @@ def encode_plain(tok: Tokenizer, texts: list[str]) -> list[list[int]]:
     return [e.ids for e in tok.encode_batch(texts, add_special_tokens=False)]
 
 
-def save_for_transformers(tok_file: str | Path, out_dir: str | Path, model_max_length: int) -> None:
-    """Write tokenizer.json + tokenizer_config.json so `AutoTokenizer.from_pretrained(out_dir)` works offline."""
+def save_for_transformers(tok_file: str | Path, out_dir: str | Path, model_max_length: int, decoder: bool = False) -> None:
+    """Write tokenizer.json + tokenizer_config.json so `AutoTokenizer.from_pretrained(out_dir)` works offline.
+
+    For a decoder, [SEP] is the end-of-text token and `tokenizer(text)` gives `[SEP] text`: a prompt opens a new
+    document, as in pre-training and `budgetlm generate` (not `[CLS] text [SEP]`, which would end it).
+    """
     from transformers import PreTrainedTokenizerFast
 
+    tok = load_tokenizer(tok_file)
+    extra = {}
+    if decoder:
+        tok.post_processor = processors.TemplateProcessing(single="[SEP] $A", pair="[SEP] $A $B:1", special_tokens=[("[SEP]", SEP)])
+        extra = dict(eos_token="[SEP]", bos_token="[SEP]")
     fast = PreTrainedTokenizerFast(
-        tokenizer_file=str(tok_file), pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]",
-        sep_token="[SEP]", mask_token="[MASK]", model_max_length=model_max_length,
+        tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]",
+        sep_token="[SEP]", mask_token="[MASK]", model_max_length=model_max_length, **extra,
     )
     fast.save_pretrained(str(out_dir))

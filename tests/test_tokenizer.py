@@ -16,7 +16,7 @@ def test_special_token_ids_are_fixed():
     assert (PAD, UNK, CLS, SEP, MASK) == (0, 1, 2, 3, 4)
 
 
-@pytest.mark.parametrize("kind", ["wordpiece", "bpe", "unigram"])
+@pytest.mark.parametrize("kind", ["wordpiece", "bpe", "unigram", "char"])
 def test_every_kind_trains_with_specials_at_fixed_ids(kind, corpus_text, tmp_path):
     vocab_size = 300 if kind == "bpe" else 100  # byte-level BPE starts from a 256-symbol alphabet
     tok = train_tokenizer(kind, vocab_size, corpus_text.split("\n\n"))
@@ -92,3 +92,17 @@ def test_tokenizer_without_bert_specials_is_refused(tmp_path):
     with pytest.raises(UserError) as e:
         load_tokenizer(tmp_path)
     assert "[PAD] at id 0" in str(e.value)
+
+
+def test_char_tokenizer_round_trips_text_exactly(corpus_text):
+    from budgetlm.tokenizer import TokenizerOptions, encode_plain
+
+    text = "First Citizen:\nBefore we proceed, hear me speak.\n\n  All:\tSpeak, speak!"
+    tok = train_tokenizer("char", 200, [text, corpus_text], TokenizerOptions(lowercase=False, nfkc=False))
+    ids = encode_plain(tok, [text])[0]
+    assert len(ids) == len(text)  # one token per character, newlines, tabs and repeated spaces included
+    assert tok.decode(ids) == text
+    assert tok.decode(encode_plain(tok, ["q€"])[0]) == "q"  # unseen '€' is [UNK], dropped on decoding
+    # the vocabulary is capped to the most frequent characters
+    small = train_tokenizer("char", len(SPECIAL_TOKENS) + 10, [text])
+    assert small.get_vocab_size() == len(SPECIAL_TOKENS) + 10

@@ -15,25 +15,37 @@ from budgetlm.tokenizer import CLS, PAD, SPECIAL_TOKENS
 
 
 class BlockDataset:
-    """Block i = [CLS] + the next (block_len - 1) tokens of the packed stream (documents end with [SEP])."""
+    """Fixed-length blocks of the packed stream (documents end with [SEP]) in tokens [begin, end) of the cache.
 
-    def __init__(self, cache: TokenCache, block_len: int):
+    Encoders (start_token=CLS): block i = [CLS] + the next (block_len - 1) tokens.
+    Decoders (start_token=None): block i = block_len tokens from i * (block_len - 1), so consecutive blocks
+    share one token and every token is a next-token target exactly once (inputs block[:-1], labels block[1:]).
+    """
+
+    def __init__(self, cache: TokenCache, block_len: int, start_token: int | None = CLS, begin: int = 0, end: int | None = None):
         self.cache = cache
         self.block_len = block_len
+        self.start_token = start_token
+        self.begin = begin
+        end = cache.n_tokens if end is None else end
         self.stride = block_len - 1
-        self.n_blocks = cache.n_tokens // self.stride
+        usable = end - begin - (0 if start_token is not None else 1)
+        self.n_blocks = max(usable, 0) // self.stride
         if self.n_blocks == 0:
             files = ", ".join(cache.meta.get("files", [])) or str(cache.path)
-            raise UserError(f"{files}: only {cache.n_tokens} tokens, fewer than one block of {block_len}; "
+            raise UserError(f"{files}: only {end - begin} tokens, fewer than one block of {block_len}; "
                             "give more text or a smaller model.max_seq_len")
 
     def __len__(self) -> int:
         return self.n_blocks
 
     def block(self, i: int) -> np.ndarray:
+        pos = self.begin + i * self.stride
+        if self.start_token is None:
+            return self.cache.slice(pos, self.block_len)
         out = np.empty(self.block_len, dtype=np.int64)
-        out[0] = CLS
-        out[1:] = self.cache.slice(i * self.stride, self.stride)
+        out[0] = self.start_token
+        out[1:] = self.cache.slice(pos, self.stride)
         return out
 
     def batch(self, indices) -> torch.Tensor:  # (B, block_len)
@@ -44,7 +56,7 @@ class BlockDataset:
         token always do (a word cut by the block boundary becomes a word of its own)."""
         out = np.empty(self.block_len, dtype=np.bool_)
         out[0] = True
-        out[1:] = self.cache.slice_word_starts(i * self.stride, self.stride)
+        out[1:] = self.cache.slice_word_starts(self.begin + i * self.stride, self.stride)  # encoder layout ([CLS] first)
         out[1] = True
         return out
 

@@ -108,11 +108,23 @@ def _utf8_safe_end(raw: bytes) -> int:
 
 
 def _docs_from_lines(lines, doc_split: str) -> Iterator[str]:
-    """Group lines into documents: one per line, or blank-line separated blocks (bounded in size)."""
+    """Group lines into documents: one per line, blank-line separated blocks, or the whole file with its
+    blank lines kept (character-level LMs predict every newline, as nanoGPT's Tiny Shakespeare); bounded in size."""
     if doc_split == "line":
         for _, text, _ in lines:
             if text.strip():
                 yield text
+        return
+    if doc_split == "file":
+        parts, size = [], 0
+        for _, text, complete in lines:
+            parts.append(text + ("\n" if complete else ""))
+            size += len(text)
+            if size >= MAX_PIECE:
+                yield "".join(parts)
+                parts, size = [], 0
+        if parts and "".join(parts).strip():
+            yield "".join(parts).rstrip("\n")
         return
     parts: list[str] = []
     size = 0

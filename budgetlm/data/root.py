@@ -45,3 +45,14 @@ def english_pretraining_files() -> list[Path]:
 
 def wikitext2(split: str) -> Path:
     return in_root("wikitext-2-raw", f"wiki.{split}.raw")
+
+
+DATA_PREFIX = "data:"
+
+
+def resolve_data_path(path: str) -> str:
+    """`data:tinyshakespeare/input.txt` -> that file in the data root (so committed configs name shared data
+    without a machine-specific path); any other path is returned unchanged."""
+    if path.startswith(DATA_PREFIX):
+        return str(in_root(*Path(path[len(DATA_PREFIX):]).parts))
+    return path

@@ -1,12 +1,14 @@
 """Hugging Face `transformers` export and import: budgetlm models <-> stock transformers classes.
 
 No custom code on either side: an export loads offline with `AutoModelForMaskedLM` /
-`AutoModelForSequenceClassification` / `AutoModelForSeq2SeqLM` and `AutoTokenizer`. Encoder-decoders
-export to BART / mBART (export/hf_seq2seq.py; export only). Each architecture maps onto one *family*:
+`AutoModelForSequenceClassification` / `AutoModelForCausalLM` / `AutoModelForSeq2SeqLM` and `AutoTokenizer`.
+Encoder-decoders export to BART / mBART (export/hf_seq2seq.py; export only). Each architecture maps onto one *family*:
 
     bert                  post-LN, learned positions, plain MLP, biases    BertFor{MaskedLM,SequenceClassification}
     roberta-prelayernorm  pre-LN, learned positions, plain MLP, biases     RobertaPreLayerNormFor...
     modernbert            pre-LN, RoPE, GLU MLP, no biases, no segments    ModernBertFor...
+    gpt2                  decoder: learned positions, LayerNorm, biases    GPT2LMHeadModel
+    llama                 decoder: RoPE, RMSNorm, SwiGLU, no biases        LlamaForCausalLM
 
 `FAMILIES` (export/hf_families.py) is the registry: per family, the ModelConfig/HeadConfig values it needs, the transformers config it
 builds (and reads back), and a list of weight `Rule`s. The same rules drive both directions, so export and
@@ -49,7 +51,9 @@ def _export_state(model: Model, family: Family, kind: str) -> dict[str, torch.Te
             raise RuntimeError(f"export rule refers to a missing budgetlm weight {r.ours!r}")
         used.add(r.ours)
         if r.how == "qkv":
-            out.update(zip(r.hf, t.chunk(3, dim=0)))
+            out.update(zip(r.hf, t.chunk(len(r.hf), dim=0)))
+        elif r.how == "T":
+            out[r.hf] = t.T
         elif r.how == "pos":  # (T, D) -> (offset + T, D); rows below offset are never looked up for real tokens
             out[r.hf] = torch.cat([t.new_zeros(r.offset, t.shape[1]), t])
         elif r.how == "type" and t is None:  # no segment embedding: one zero row keeps HF's sum unchanged
@@ -92,7 +96,8 @@ def to_hf(model: Model, meta: dict, verify: bool = True):
     kind = meta["kind"]
     hf = getattr(transformers, family.classes[kind])(config)
     hf.load_state_dict(_export_state(model, family, kind), strict=True)  # every HF parameter filled
-    if kind == "mlm":  # save_pretrained drops the decoder weight: it must *be* the input embedding
+    if kind == "mlm" or (kind == "clm" and model.cfg.tie_embeddings):
+        # save_pretrained drops the tied output weight: it must *be* the input embedding
         assert hf.get_output_embeddings().weight is hf.get_input_embeddings().weight, "decoder is not tied"
     hf.eval()
     if verify:
@@ -122,7 +127,7 @@ def verify_parity(model: Model, hf, kind: str, token_types: bool = True, atol: f
         ours = budgetlm_logits(model, kind, ids, mask)
     finally:
         model.train(was_training)
-    if kind == "mlm":
+    if kind in ("mlm", "clm"):
         theirs = theirs[mask.bool()]
     diff = (ours - theirs).abs().max().item()
     if not diff <= atol * max(1.0, ours.abs().max().item()):
@@ -134,7 +139,9 @@ def verify_parity(model: Model, hf, kind: str, token_types: bool = True, atol: f
 
 
 def budgetlm_logits(model: Model, kind: str, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """MLM: (N, V) logits at the N positions where mask == 1; classifier: (B, num_labels)."""
+    """MLM, CLM: (N, V) logits at the N positions where mask == 1; classifier: (B, num_labels)."""
+    if kind == "clm":  # right padding: causal attention never reaches the pads after a real token
+        return model.heads["lm"](model.decoder(ids)[mask.bool()], model.decoder.tok_emb.weight)
     h = model.encoder(ids, None, mask)  # (B, T, D); no token types = segment 0, as HF's zeros
     if kind == "mlm":
         return model.heads["mlm"](h[mask.bool()], model.encoder.tok_emb.weight)
@@ -167,8 +174,8 @@ def export_hf(model_dir: str | Path, out_dir: str | Path, verify: bool = True) -
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     hf.save_pretrained(str(tmp))  # safetensors
-    save_for_transformers(src / TOKENIZER, tmp, model.cfg.max_seq_len)
-    if not token_types:  # so `model(**tokenizer(...))` does not pass token_type_ids to ModernBERT or BART
+    save_for_transformers(src / TOKENIZER, tmp, model.cfg.max_seq_len, decoder=meta["kind"] == "clm")
+    if not token_types:  # so `model(**tokenizer(...))` does not pass token_type_ids to ModernBERT, BART or GPT-2
         tc = tmp / "tokenizer_config.json"
         names = {"model_input_names": ["input_ids", "attention_mask"]}
         tc.write_text(json.dumps({**json.loads(tc.read_text()), **names}, indent=2))
@@ -220,6 +227,8 @@ def _import_state(hf_state: dict, family: Family, cfg: ModelConfig, kind: str) -
     for r in family.rules(cfg, kind):
         if r.how == "qkv":
             ours[r.ours] = torch.cat([get(k) for k in r.hf], dim=0)
+        elif r.how == "T":
+            ours[r.ours] = get(r.hf).T.contiguous()
         elif r.how == "pos":
             ours[r.ours] = get(r.hf)[r.offset: r.offset + cfg.max_seq_len]
         elif r.how == "type" and r.ours is None:
@@ -262,11 +271,11 @@ def from_hf(hf_dir: str | Path) -> tuple[Model, dict]:
     if problems:
         raise UserError(f"budgetlm cannot represent this {family.name} model: {'; '.join(problems)}", path=str(p))
     model_kw, head_kw = family.back(hf)
-    model_kw = {**family.needs, **model_kw}  # what the family implies, then what its config says
-    model_kw.update(
+    common = dict(
         vocab_size=hf.vocab_size, d_model=hf.hidden_size, n_layers=hf.num_hidden_layers, n_heads=hf.num_attention_heads,
-        d_ff=hf.intermediate_size, init_std=hf.initializer_range, pad_token_id=hf.pad_token_id,
+        d_ff=getattr(hf, "intermediate_size", None), init_std=hf.initializer_range, pad_token_id=hf.pad_token_id,
     )
+    model_kw = {**family.needs, **common, **model_kw}  # what the family implies, what every config says, the rest
     if family.type_key:
         types = hf_state.get(family.type_key)
         if model_kw["type_vocab_size"] == 1 and types is not None and not types.any():

@@ -4,6 +4,8 @@ weight `Rule`s that translate state dicts in both directions (used by export/hf.
     bert                  post-LN, learned positions, plain MLP, biases          BertFor{MaskedLM,SequenceClassification}
     roberta-prelayernorm  pre-LN, learned positions, plain MLP, biases           RobertaPreLayerNormFor...
     modernbert            pre-LN, RoPE, GLU MLP, no biases, no segment embedding ModernBertFor...
+    gpt2                  decoder: pre-LN, learned positions, LayerNorm, plain MLP, biases   GPT2LMHeadModel
+    llama                 decoder: pre-RMSNorm, RoPE, SwiGLU, no biases                      LlamaForCausalLM
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ from budgetlm.errors import UserError
 from budgetlm.tokenizer import CLS, SEP
 
 EXPORT_NOTE = "budgetlm_export.json"
-KINDS = ("mlm", "classifier")
+KINDS = ("mlm", "classifier", "clm")
 
 # our activation name <-> transformers ACT2FN name (both exact: erf GELU, tanh GELU via torch)
 ACT_TO_HF = {"gelu": "gelu", "gelu_tanh": "gelu_pytorch_tanh", "relu": "relu", "silu": "silu", "tanh": "tanh"}
-ACT_FROM_HF = {v: k for k, v in ACT_TO_HF.items()}
+ACT_FROM_HF = {v: k for k, v in ACT_TO_HF.items()} | {"gelu_new": "gelu_tanh"}  # GPT-2's name for tanh GELU
 
 
 # ----------------------------------------------------------------------------------------------- weight rules
@@ -30,14 +32,16 @@ class Rule:
     """One weight: our state-dict key <-> transformers key(s), converted by `how`.
 
     copy  same tensor
-    qkv   our fused qkv (rows [q; k; v], heads contiguous in each) <-> three separate projections
+    qkv   our fused qkv (rows [q; k; v], heads contiguous in each) <-> three separate projections; the same
+          row split maps our GLU fc_in (rows [value; gate]) <-> Llama's (gate_proj, up_proj)
     pos   our position rows 0..T-1 <-> HF rows offset..offset+T-1 (RoBERTa counts positions from pad_token_id+1)
     type  our segment embedding <-> HF token_type_embeddings; none on our side = one all-zero HF row
     tied  an HF alias of one of our tensors (the tied decoder); exported, and on import checked to be equal
+    T     transposed: GPT-2's Conv1D stores (in, out), our nn.Linear (out, in)
     """
 
     ours: str | None
-    hf: str | tuple[str, str, str]
+    hf: str | tuple[str, ...]
     how: str = "copy"
     offset: int = 0
 
@@ -153,6 +157,56 @@ def _modernbert_rules(cfg: ModelConfig, kind: str) -> list[Rule]:
     ]
 
 
+def _lm_head_rule(cfg: ModelConfig) -> Rule:
+    if cfg.tie_embeddings:
+        return Rule("decoder.tok_emb.weight", "lm_head.weight", "tied")
+    return Rule("heads.lm.proj.weight", "lm_head.weight")
+
+
+def _gpt2_rules(cfg: ModelConfig, kind: str) -> list[Rule]:
+    """GPT2LMHeadModel: ln_1 / ln_2 are our pre-LN attn_norm / mlp_norm; its Conv1D weights are transposed."""
+    rules = [
+        Rule("decoder.tok_emb.weight", "transformer.wte.weight"),
+        Rule("decoder.pos_emb.weight", "transformer.wpe.weight"),
+        *_linear("decoder.final_norm", "transformer.ln_f", True),
+    ]
+    for i in range(cfg.n_layers):
+        ours, hf = f"decoder.blocks.{i}", f"transformer.h.{i}"
+        rules += [
+            *_linear(f"{ours}.attn_norm", f"{hf}.ln_1", True),
+            Rule(f"{ours}.attn.qkv.weight", f"{hf}.attn.c_attn.weight", "T"),  # same [q; k; v] order
+            Rule(f"{ours}.attn.qkv.bias", f"{hf}.attn.c_attn.bias"),
+            Rule(f"{ours}.attn.out.weight", f"{hf}.attn.c_proj.weight", "T"),
+            Rule(f"{ours}.attn.out.bias", f"{hf}.attn.c_proj.bias"),
+            *_linear(f"{ours}.mlp_norm", f"{hf}.ln_2", True),
+            Rule(f"{ours}.mlp.fc_in.weight", f"{hf}.mlp.c_fc.weight", "T"),
+            Rule(f"{ours}.mlp.fc_in.bias", f"{hf}.mlp.c_fc.bias"),
+            Rule(f"{ours}.mlp.fc_out.weight", f"{hf}.mlp.c_proj.weight", "T"),
+            Rule(f"{ours}.mlp.fc_out.bias", f"{hf}.mlp.c_proj.bias"),
+        ]
+    return rules + [_lm_head_rule(cfg)]
+
+
+def _llama_rules(cfg: ModelConfig, kind: str) -> list[Rule]:
+    """LlamaForCausalLM: RMSNorms input_layernorm / post_attention_layernorm; act(gate_proj x) * up_proj x is
+    our act(value) * gate; RoPE in the same rotate_half layout as ours, so q/k need no permutation."""
+    rules = [
+        Rule("decoder.tok_emb.weight", "model.embed_tokens.weight"),
+        Rule("decoder.final_norm.weight", "model.norm.weight"),
+    ]
+    for i in range(cfg.n_layers):
+        ours, hf = f"decoder.blocks.{i}", f"model.layers.{i}"
+        rules += [
+            Rule(f"{ours}.attn_norm.weight", f"{hf}.input_layernorm.weight"),
+            Rule(f"{ours}.attn.qkv.weight", tuple(f"{hf}.self_attn.{n}_proj.weight" for n in "qkv"), "qkv"),
+            Rule(f"{ours}.attn.out.weight", f"{hf}.self_attn.o_proj.weight"),
+            Rule(f"{ours}.mlp_norm.weight", f"{hf}.post_attention_layernorm.weight"),
+            Rule(f"{ours}.mlp.fc_in.weight", (f"{hf}.mlp.gate_proj.weight", f"{hf}.mlp.up_proj.weight"), "qkv"),
+            Rule(f"{ours}.mlp.fc_out.weight", f"{hf}.mlp.down_proj.weight"),
+        ]
+    return rules + [_lm_head_rule(cfg)]
+
+
 # ----------------------------------------------------------------------------------------------- transformers configs
 
 def _bert_like_config(cfg: ModelConfig, head: HeadConfig | None, position_offset: int) -> dict:
@@ -249,6 +303,70 @@ def _modernbert_problems(hf, raw: dict, kind: str) -> list[str]:
     return problems
 
 
+def _gpt2_config(cfg: ModelConfig, head: HeadConfig | None) -> dict:
+    return dict(
+        n_embd=cfg.d_model, n_layer=cfg.n_layers, n_head=cfg.n_heads, n_inner=cfg.d_ff, n_positions=cfg.max_seq_len,
+        activation_function=ACT_TO_HF[cfg.activation], layer_norm_epsilon=cfg.norm_eps,
+        resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout, attn_pdrop=cfg.dropout,
+        scale_attn_weights=True, scale_attn_by_inverse_layer_idx=False, reorder_and_upcast_attn=False,
+        tie_word_embeddings=cfg.tie_embeddings, bos_token_id=SEP, eos_token_id=SEP,
+    )
+
+
+def _gpt2_back(hf) -> tuple[dict, dict]:
+    model = dict(
+        activation=ACT_FROM_HF.get(hf.activation_function, hf.activation_function), max_seq_len=hf.n_positions,
+        d_ff=hf.n_inner or 4 * hf.n_embd, norm_eps=hf.layer_norm_epsilon, dropout=hf.resid_pdrop,
+        tie_embeddings=hf.tie_word_embeddings,
+    )
+    return model, {}
+
+
+def _gpt2_problems(hf, raw: dict, kind: str) -> list[str]:
+    problems = []
+    if hf.activation_function not in ACT_FROM_HF:
+        problems.append(f"activation_function={hf.activation_function!r} (supported: {', '.join(ACT_FROM_HF)})")
+    if not hf.scale_attn_weights or hf.scale_attn_by_inverse_layer_idx:
+        problems.append("attention scaled other than by 1/sqrt(head size)")
+    if getattr(hf, "add_cross_attention", False):
+        problems.append("add_cross_attention=true")
+    return problems
+
+
+def _llama_config(cfg: ModelConfig, head: HeadConfig | None) -> dict:
+    return dict(
+        hidden_act=ACT_TO_HF[cfg.activation], max_position_embeddings=cfg.max_seq_len, rms_norm_eps=cfg.norm_eps,
+        num_key_value_heads=cfg.n_heads, head_dim=cfg.d_model // cfg.n_heads,
+        rope_parameters={"rope_type": "default", "rope_theta": cfg.rope_theta},
+        attention_bias=False, mlp_bias=False, attention_dropout=cfg.dropout,
+        tie_word_embeddings=cfg.tie_embeddings, bos_token_id=SEP, eos_token_id=SEP,
+    )
+
+
+def _llama_back(hf) -> tuple[dict, dict]:
+    model = dict(
+        activation=ACT_FROM_HF.get(hf.hidden_act, hf.hidden_act), max_seq_len=hf.max_position_embeddings,
+        rope_theta=float(hf.rope_parameters["rope_theta"]), norm_eps=hf.rms_norm_eps, dropout=hf.attention_dropout,
+        tie_embeddings=hf.tie_word_embeddings,
+    )
+    return model, {}
+
+
+def _llama_problems(hf, raw: dict, kind: str) -> list[str]:
+    problems = []
+    if hf.num_key_value_heads != hf.num_attention_heads:
+        problems.append("grouped-query attention (num_key_value_heads != num_attention_heads)")
+    if hf.head_dim * hf.num_attention_heads != hf.hidden_size:
+        problems.append("head_dim * num_attention_heads != hidden_size")
+    if hf.rope_parameters.get("rope_type", "default") != "default":
+        problems.append("a RoPE scaling type other than 'default'")
+    if hf.attention_bias or hf.mlp_bias:
+        problems.append("attention_bias / mlp_bias = true")
+    if hf.hidden_act not in ACT_FROM_HF:
+        problems.append(f"hidden_act={hf.hidden_act!r} (supported: {', '.join(ACT_FROM_HF)})")
+    return problems
+
+
 # ----------------------------------------------------------------------------------------------- the registry
 
 @dataclass(frozen=True)
@@ -267,12 +385,14 @@ class Family:
 
 
 _LEARNED = dict(position="learned", glu=False, bias=True, embedding_norm=True)
+_ENCODER = dict(family="encoder", norm="layernorm")
+_DECODER = dict(family="decoder", norm_position="pre", embedding_norm=False, first_block_norm=True, type_vocab_size=0)
 _TANH_CLS_HEAD = dict(pooling="cls", activation="tanh", norm=False)
 
 FAMILIES: dict[str, Family] = {
     "bert": Family(
         name="bert",
-        needs=dict(norm_position="post", **_LEARNED),
+        needs=dict(norm_position="post", **_ENCODER, **_LEARNED),
         head_needs=_TANH_CLS_HEAD,
         config_class="BertConfig",
         classes={"mlm": "BertForMaskedLM", "classifier": "BertForSequenceClassification"},
@@ -285,7 +405,7 @@ FAMILIES: dict[str, Family] = {
     ),
     "roberta-prelayernorm": Family(
         name="roberta-prelayernorm",
-        needs=dict(norm_position="pre", activation="gelu", **_LEARNED),
+        needs=dict(norm_position="pre", activation="gelu", **_ENCODER, **_LEARNED),
         head_needs=_TANH_CLS_HEAD,
         config_class="RobertaPreLayerNormConfig",
         classes={"mlm": "RobertaPreLayerNormForMaskedLM",
@@ -301,7 +421,7 @@ FAMILIES: dict[str, Family] = {
     "modernbert": Family(
         name="modernbert",
         needs=dict(norm_position="pre", position="rope", glu=True, bias=False, embedding_norm=True,
-                   first_block_norm=False, type_vocab_size=0),
+                   first_block_norm=False, type_vocab_size=0, **_ENCODER),
         head_needs=dict(norm=True),
         config_class="ModernBertConfig",
         classes={"mlm": "ModernBertForMaskedLM", "classifier": "ModernBertForSequenceClassification"},
@@ -309,6 +429,28 @@ FAMILIES: dict[str, Family] = {
         hf_config=_modernbert_config,
         back=_modernbert_back,
         problems=_modernbert_problems,
+    ),
+    "gpt2": Family(
+        name="gpt2",
+        needs=dict(position="learned", norm="layernorm", glu=False, bias=True, **_DECODER),
+        head_needs={},
+        config_class="GPT2Config",
+        classes={"clm": "GPT2LMHeadModel"},
+        rules=_gpt2_rules,
+        hf_config=_gpt2_config,
+        back=_gpt2_back,
+        problems=_gpt2_problems,
+    ),
+    "llama": Family(
+        name="llama",
+        needs=dict(position="rope", norm="rmsnorm", glu=True, bias=False, **_DECODER),
+        head_needs={},
+        config_class="LlamaConfig",
+        classes={"clm": "LlamaForCausalLM"},
+        rules=_llama_rules,
+        hf_config=_llama_config,
+        back=_llama_back,
+        problems=_llama_problems,
     ),
 }
 
@@ -321,6 +463,8 @@ def select_family(cfg: ModelConfig, kind: str, head: HeadConfig | None = None) -
     """The one family whose requirements the model meets, or a UserError listing what each family needs."""
     reasons = []
     for family in FAMILIES.values():
+        if kind not in family.classes:
+            continue
         unmet = _unmet("model", cfg, family.needs) + (_unmet("head", head, family.head_needs) if head else [])
         if not unmet:
             return family

@@ -26,23 +26,27 @@ class Encoder(nn.Module):
         self.final_norm = layer_norm(cfg) if cfg.norm_position == "pre" else None
         init_weights(self, cfg)
 
+    def embed(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None, start: int = 0) -> torch.Tensor:
+        """Token (+ learned position from `start`) (+ segment) embeddings, normed, dropped out: (B, T, D)."""
+        T = input_ids.shape[1]
+        if start + T > self.cfg.max_seq_len:
+            raise ValueError(f"input reaches position {start + T}, model.max_seq_len is {self.cfg.max_seq_len}")
+        x = self.tok_emb(input_ids)
+        if self.pos_emb is not None:
+            x = x + self.pos_emb.weight[start:start + T]
+        if self.type_emb is not None:
+            x = x + (self.type_emb(token_type_ids) if token_type_ids is not None else self.type_emb.weight[0])
+        if self.emb_norm is not None:
+            x = self.emb_norm(x)
+        return self.drop(x)
+
     def forward(
         self,
         input_ids: torch.Tensor,  # (B, T)
         token_type_ids: torch.Tensor | None = None,  # (B, T)
         attention_mask: torch.Tensor | None = None,  # (B, T), 1 = real token, 0 = padding
     ) -> torch.Tensor:  # (B, T, D)
-        B, T = input_ids.shape
-        if T > self.cfg.max_seq_len:
-            raise ValueError(f"input has {T} tokens, model.max_seq_len is {self.cfg.max_seq_len}")
-        x = self.tok_emb(input_ids)
-        if self.pos_emb is not None:
-            x = x + self.pos_emb.weight[:T]
-        if self.type_emb is not None:
-            x = x + (self.type_emb(token_type_ids) if token_type_ids is not None else self.type_emb.weight[0])
-        if self.emb_norm is not None:
-            x = self.emb_norm(x)
-        x = self.drop(x)
+        x = self.embed(input_ids, token_type_ids)
         mask = None
         if attention_mask is not None and not bool(attention_mask.all()):
             mask = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, T): keys a query may attend to

@@ -65,3 +65,20 @@ class TiedLMHead(nn.Module):
 
     def forward(self, hidden: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
         return F.linear(hidden, embedding)  # (..., D) x (V, D) -> (..., V)
+
+
+class CausalLMHead(nn.Module):
+    """Vocabulary projection of a decoder's (final-normed) hidden states, no bias (GPT-2, Llama).
+
+    With `tie_embeddings` it projects with the input embedding matrix and owns no weights.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.proj = None if cfg.tie_embeddings else nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        if self.proj is not None:
+            nn.init.normal_(self.proj.weight, 0.0, cfg.init_std)
+
+    def forward(self, hidden: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
+        # hidden: (..., D); embedding: (V, D) tied input embedding -> (..., V)
+        return F.linear(hidden, embedding if self.proj is None else self.proj.weight)

@@ -1,6 +1,6 @@
 """Save / load a model directory: model.safetensors + config.json (+ tokenizer.json beside them).
 
-config.json describes the checkpoint completely: format version, code version, kind ('mlm', 'classifier'
+config.json describes the checkpoint completely: format version, code version, kind ('mlm', 'clm', 'classifier'
 or 'seq2seq' for an encoder-decoder), the resolved ModelConfig, the head config and label names for classifiers.
 Weights are loaded with safetensors only; nothing is unpickled.
 """
@@ -18,7 +18,7 @@ import budgetlm
 from budgetlm.atomic import fsync_dir, replace_dir
 from budgetlm.config import HeadConfig, ModelConfig, from_dict
 from budgetlm.errors import UserError
-from budgetlm.models import EncoderDecoderModel, MaskedLMHead, Model, SequenceClassificationHead
+from budgetlm.models import CausalLMHead, EncoderDecoderModel, MaskedLMHead, Model, SequenceClassificationHead
 
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
@@ -43,6 +43,8 @@ def build_from_meta(meta: dict) -> Model | EncoderDecoderModel:
     cfg.validate()
     if meta["kind"] == "mlm":
         return Model(cfg, {"mlm": MaskedLMHead(cfg)})
+    if meta["kind"] == "clm":
+        return Model(cfg, {"lm": CausalLMHead(cfg)})
     if meta["kind"] == "classifier":
         head = from_dict(HeadConfig, meta.get("head", {}), prefix="head.")
         return Model(cfg, {"cls": SequenceClassificationHead(cfg, head, len(meta["labels"]))})

@@ -1,4 +1,5 @@
-"""Building blocks shared by every architecture: attention, feed-forward (plain or gated), RoPE, blocks."""
+"""Building blocks shared by every architecture: norms, attention (bidirectional or causal, with a KV cache),
+feed-forward (plain or gated), RoPE, blocks."""
 
 from __future__ import annotations
 
@@ -19,8 +20,15 @@ ACTIVATION_FNS = {
 }
 
 
-def layer_norm(cfg: ModelConfig) -> nn.LayerNorm:
-    return nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps, bias=cfg.bias)
+NORMS = {
+    "layernorm": lambda cfg: nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps, bias=cfg.bias),
+    "rmsnorm": lambda cfg: nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps),  # Llama: no mean, no bias
+}
+
+
+def layer_norm(cfg: ModelConfig) -> nn.Module:
+    """The normalisation layer `cfg.norm` names (LayerNorm or RMSNorm)."""
+    return NORMS[cfg.norm](cfg)
 
 
 class RotaryEmbedding(nn.Module):
@@ -35,15 +43,38 @@ class RotaryEmbedding(nn.Module):
         self.register_buffer("cos", emb.cos(), persistent=False)
         self.register_buffer("sin", emb.sin(), persistent=False)
 
-    def forward(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        T = q.shape[-2]  # q, k: (B, H, T, hd)
-        cos, sin = self.cos[:T], self.sin[:T]
+    def forward(self, q: torch.Tensor, k: torch.Tensor, start: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        T = q.shape[-2]  # q, k: (B, H, T, hd) at positions start .. start + T - 1
+        cos, sin = self.cos[start:start + T], self.sin[start:start + T]
         return q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin
 
 
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
     x1, x2 = x.chunk(2, dim=-1)
     return torch.cat([-x2, x1], dim=-1)
+
+
+class KVCache:
+    """Keys and values of the positions a decoder has already seen, one preallocated buffer per layer.
+
+    A forward pass with a cache attends to the cached positions plus its own, appends its keys/values, and
+    the caller advances `length` once all layers have run (`Decoder.forward` does), so generating token t
+    costs O(t) instead of recomputing the whole prefix.
+    """
+
+    def __init__(self, n_layers: int, batch: int, n_heads: int, max_len: int, head_dim: int, dtype=torch.float32):
+        shape = (batch, n_heads, max_len, head_dim)
+        self.k = [torch.empty(shape, dtype=dtype) for _ in range(n_layers)]
+        self.v = [torch.empty(shape, dtype=dtype) for _ in range(n_layers)]
+        self.max_len = max_len
+        self.length = 0  # positions filled
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store k, v (B, H, T, hd) after the cached positions; return all keys/values (B, H, length + T, hd)."""
+        end = self.length + k.shape[2]
+        self.k[layer][:, :, self.length:end] = k
+        self.v[layer][:, :, self.length:end] = v
+        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
 
 
 class SelfAttention(nn.Module):
@@ -56,14 +87,25 @@ class SelfAttention(nn.Module):
         self.out = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
         self.dropout = cfg.dropout
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None, rope: RotaryEmbedding | None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,  # (B, T, D)
+        attn_mask: torch.Tensor | None,  # bool, broadcastable to (B, H, T, S): True = may attend
+        rope: RotaryEmbedding | None,
+        is_causal: bool = False,  # the plain causal mask (no cache, no attn_mask): SDPA builds it itself
+        cache: KVCache | None = None,
+        layer: int = 0,  # this layer's index in `cache`
+    ) -> torch.Tensor:
         B, T, D = x.shape
         qkv = self.qkv(x).view(B, T, 3, self.n_heads, D // self.n_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, T, hd)
+        start = cache.length if cache is not None else 0
         if rope is not None:
-            q, k = rope(q, k)
+            q, k = rope(q, k, start)
+        if cache is not None:
+            k, v = cache.update(layer, k, v)  # (B, H, S, hd), S = start + T
         y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
+            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0, is_causal=is_causal
         )  # (B, H, T, hd)
         return self.out(y.transpose(1, 2).reshape(B, T, D))
 
@@ -100,11 +142,12 @@ class Block(nn.Module):
         self.mlp = FeedForward(cfg)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None, rope: RotaryEmbedding | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None, rope: RotaryEmbedding | None, **attn_kw) -> torch.Tensor:
+        # attn_kw: is_causal / cache / layer, passed through to SelfAttention
         if self.pre_norm:
-            x = x + self.drop(self.attn(self.attn_norm(x), attn_mask, rope))
+            x = x + self.drop(self.attn(self.attn_norm(x), attn_mask, rope, **attn_kw))
             return x + self.drop(self.mlp(self.mlp_norm(x)))
-        x = self.attn_norm(x + self.drop(self.attn(x, attn_mask, rope)))
+        x = self.attn_norm(x + self.drop(self.attn(x, attn_mask, rope, **attn_kw)))
         return self.mlp_norm(x + self.drop(self.mlp(x)))
 
 

@@ -6,6 +6,7 @@ word_starts=None); those in WORD_MASKINGS need `word_starts` (the token cache st
 """
 
 from budgetlm.objectives.infill import infill
+from budgetlm.objectives.clm import document_ids, next_token_targets
 from budgetlm.objectives.mlm import IGNORE_INDEX, mask_tokens
 from budgetlm.objectives.pmi import mask_pmi
 from budgetlm.objectives.span import corrupt_spans, sentinel_tokens
@@ -15,4 +16,5 @@ from budgetlm.objectives.wwm import mask_whole_words
 MASKING_FUNCTIONS = {"random": mask_tokens, "wwm": mask_whole_words, "pmi": mask_pmi, "spanbert": mask_spans}
 WORD_MASKINGS = frozenset({"wwm", "pmi", "spanbert"})
 
-__all__ = ["IGNORE_INDEX", "mask_tokens", "MASKING_FUNCTIONS", "WORD_MASKINGS", "corrupt_spans", "infill", "sentinel_tokens"]
+__all__ = ["IGNORE_INDEX", "mask_tokens", "MASKING_FUNCTIONS", "WORD_MASKINGS", "corrupt_spans", "infill", "sentinel_tokens",
+           "next_token_targets", "document_ids"]

@@ -1,10 +1,11 @@
-"""`budgetlm finetune`: a pre-trained encoder + a classification head, trained on labelled sentences; or an
-encoder-decoder trained text-to-text (stages/text2text.py)."""
+"""`budgetlm finetune`: a pre-trained encoder + a classification head, trained on labelled sentences; an
+encoder-decoder trained text-to-text (stages/text2text.py); or a decoder prompted with label words (no training)."""
 
 from __future__ import annotations
 
 import dataclasses
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -17,6 +18,7 @@ from budgetlm.models.io import model_meta, save_model
 from budgetlm.atomic import write_json
 from budgetlm.stages.common import load_any_model, prepare_run_dir
 from budgetlm.stages.text2text import finetune_text2text
+from budgetlm.tasks.prompting import demonstrations, score_labels, verbaliser_map, warn_truncated
 from budgetlm.tasks.classification import (
     classification_metrics, classification_step, label_ids, label_names, predict, read_examples, resolve_task_files,
 )
@@ -31,16 +33,16 @@ def encode(tok, texts: list[str], max_len: int) -> list[list[int]]:
 
 
 def finetune(cfg: FinetuneConfig, model_path: str | Path, run_dir: str | Path, resume: bool = False, scratch: bool = False) -> dict:
-    """Dispatch on `cfg.method` (default: text2text for an encoder-decoder, a classification head otherwise)."""
+    """Dispatch on `cfg.method` (default: the model family's own, DEFAULT_METHODS)."""
     run_dir = Path(run_dir)
     files = resolve_task_files(cfg.data)
     prepare_run_dir(run_dir, resume, inputs=list(files[:2]))
     pretrained, meta, tok_file = load_any_model(model_path)
     family = pretrained.cfg.family
-    method = cfg.method or ("text2text" if family == "encoder_decoder" else "head")
+    method = cfg.method or DEFAULT_METHODS[family]
     if family not in METHOD_FAMILIES[method]:
         raise UserError(f"--method {method} needs a model of family {' or '.join(METHOD_FAMILIES[method])}; "
-                        f"this one is an {family} (kind {meta.get('kind')})", path=str(model_path))
+                        f"this one is a(n) {family} (kind {meta.get('kind')})", path=str(model_path))
     return METHODS[method](cfg, files, pretrained, tok_file, model_path, run_dir, resume, scratch)
 
 
@@ -92,5 +94,36 @@ def finetune_head(cfg: FinetuneConfig, files: tuple, pretrained, tok_file: Path,
     return results
 
 
-METHODS = {"head": finetune_head, "text2text": finetune_text2text}
-METHOD_FAMILIES = {"head": ("encoder",), "text2text": ("encoder_decoder",)}
+def finetune_prompt(cfg: FinetuneConfig, files: tuple, model, tok_file: Path, model_path, run_dir: Path,
+                    resume: bool, scratch: bool) -> dict:
+    """Zero-/few-shot classification with a decoder: score each label's verbaliser; nothing is trained."""
+    if resume or scratch:
+        raise UserError("--method prompt trains nothing: --resume and --scratch do not apply")
+    train_file, valid_file, text_col, label_col, header = files
+    train_ex = read_examples(train_file, text_col, label_col, header)
+    valid_ex = read_examples(valid_file, text_col, label_col, header)
+    names = label_names(train_ex)
+    gold = label_ids(valid_ex, names)
+    words = verbaliser_map(cfg.prompt, names, cfg.data.task)
+    prefix = demonstrations(cfg.prompt, train_ex, words)
+    write_json(run_dir / "config.json", {"stage": "finetune", **dataclasses.asdict(cfg), "resolved": {
+        "model": str(model_path), "train_file": train_file, "valid_file": valid_file, "labels": names,
+        "verbalisers": words, "demonstrations": prefix}})
+    print(f"{cfg.prompt.shots}-shot prompting: scoring {len(names)} verbalisers ({', '.join(words.values())}) "
+          f"for {len(valid_ex.texts):,} examples", file=sys.stderr)
+    t0 = time.perf_counter()
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    scores, truncated = score_labels(model, load_tokenizer(tok_file), cfg.prompt, prefix, valid_ex.texts, list(words.values()))
+    warn_truncated(truncated, len(valid_ex.texts))
+    results = classification_metrics(scores, gold)
+    results.update({"method": "prompt", "shots": cfg.prompt.shots, "truncated_prompts": truncated,
+                    "seconds": round(time.perf_counter() - t0, 1), "valid_file": valid_file, "labels": names,
+                    "verbalisers": words, "pretrained": str(model_path)})
+    write_json(run_dir / "results.json", results)
+    return results
+
+
+METHODS = {"head": finetune_head, "text2text": finetune_text2text, "prompt": finetune_prompt}
+METHOD_FAMILIES = {"head": ("encoder",), "text2text": ("encoder_decoder",), "prompt": ("decoder",)}
+DEFAULT_METHODS = {"encoder": "head", "encoder_decoder": "text2text", "decoder": "prompt"}

@@ -122,3 +122,18 @@ def test_example_batches_carry_labels_aligned_with_examples():
 def test_special_mask_marks_the_five_specials():
     ids = torch.tensor([[PAD, UNK, CLS, SEP, MASK, 5, 99]])
     assert special_mask(ids).tolist() == [[True] * 5 + [False, False]]
+
+
+def test_decoder_blocks_overlap_by_one_and_split_by_range(tmp_path, tiny_tokenizer_file):
+    from budgetlm.data.cache import build_or_load
+
+    (tmp_path / "t.txt").write_text("the cat sees a dog .\n\n" * 30)
+    cache = build_or_load([tmp_path / "t.txt"], tiny_tokenizer_file, cache_dir=tmp_path / "c")
+    stream = cache.slice(0, cache.n_tokens)
+    ds = BlockDataset(cache, 9, start_token=None)
+    assert len(ds) == (cache.n_tokens - 1) // 8
+    assert (ds.block(0) == stream[:9]).all() and (ds.block(1) == stream[8:17]).all()  # last input token = next first
+    split = cache.n_tokens * 9 // 10
+    train, valid = BlockDataset(cache, 9, None, end=split), BlockDataset(cache, 9, None, begin=split)
+    assert (valid.block(0) == stream[split:split + 9]).all()
+    assert (len(train) - 1) * 8 + 9 <= split  # training blocks never reach the held-out tokens

@@ -273,3 +273,9 @@ def test_pieces_reassemble_every_line(lines, trailing_newline, max_piece):
         expected = expected[:-1]  # nothing after the final newline
     # a CRLF split across two pieces may leave its "\r" at the end of a piece: compare without trailing "\r"
     assert {k: v.rstrip("\r") for k, v in got.items()} == {i + 1: line.rstrip("\r") for i, line in enumerate(expected)}
+
+
+def test_doc_split_file_keeps_blank_lines(tmp_path):
+    p = tmp_path / "play.txt"
+    p.write_text("First Citizen:\nSpeak.\n\nAll:\nSpeak, speak.\n")
+    assert list(read_texts(p, "file")) == ["First Citizen:\nSpeak.\n\nAll:\nSpeak, speak."]
