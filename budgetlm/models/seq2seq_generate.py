@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from budgetlm.models.encoder_decoder import DecoderCache, EncoderDecoderModel
+from budgetlm.models.encoder_decoder import DecoderCache, EncoderDecoderModel, source_mask
 from budgetlm.tokenizer import CLS, PAD, SEP
 
 DECODER_START = CLS  # first decoder input (T5 starts from pad, BART from </s>; any fixed id works)
@@ -28,7 +28,7 @@ def next_token(logits: torch.Tensor, temperature: float, top_k: int, generator: 
     return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(-1)
 
 
-@torch.no_grad()
+@torch.inference_mode()  # lighter than no_grad: no version counters on the per-step tensors
 def generate(
     model: EncoderDecoderModel,
     input_ids: torch.Tensor,  # (B, S)
@@ -49,13 +49,15 @@ def generate(
     model.eval()
     B = input_ids.shape[0]
     memory = model.encode(input_ids, attention_mask)  # (B, S, D)
+    memory_mask = source_mask(attention_mask)  # once, not per step
+    tok_emb, embedding = model.encoder.tok_emb, model.encoder.tok_emb.weight
     out = torch.full((B, 1), DECODER_START, dtype=torch.long)
     done = torch.zeros(B, dtype=torch.bool)
     cache = DecoderCache.empty(len(model.decoder.blocks)) if use_cache else None
     for _ in range(min(max_new_tokens, model.cfg.max_seq_len - 1)):
         step_ids = out[:, -1:] if use_cache else out  # (B, 1) or (B, t)
-        hidden = model.decode(step_ids, memory, attention_mask, cache)[:, -1]  # (B, D)
-        token = next_token(model.logits(hidden), temperature, top_k, generator)  # (B,)
+        hidden = model.decoder(step_ids, tok_emb, memory, memory_mask, cache)[:, -1]  # (B, D)
+        token = next_token(model.heads["lm"](hidden, embedding), temperature, top_k, generator)  # (B,)
         token = token.masked_fill(done, PAD)
         out = torch.cat([out, token[:, None]], dim=1)
         done |= token == EOS
