@@ -28,8 +28,32 @@ def _add_common_train(p: argparse.ArgumentParser, stage: str) -> None:
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides, e.g. model.d_model=256")
 
 
+def _add_trust_pickle(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="also read weights stored as a pickle (pytorch_model.bin); unpickling a file can run code "
+                        "hidden in it, so pass this only for files you trust (default: safetensors only)")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one `error:` line (exit 2) like every other user error."""
+
+    def error(self, message: str):
+        print(f"error: {self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+    def parse_args(self, args=None, namespace=None):
+        """Overrides (`key=value`) may also come after flags: `pretrain a.b=1 --budget 5m c.d=2`."""
+        parsed, extra = self.parse_known_args(args, namespace)
+        strays = [e for e in extra if e.startswith("-") or "=" not in e or not hasattr(parsed, "overrides")]
+        if strays:
+            self.error(f"unrecognized arguments: {' '.join(strays)}")
+        if extra:
+            parsed.overrides = list(parsed.overrides) + extra
+        return parsed
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="budgetlm", description="Pre-train, fine-tune and ship Transformer LMs on the compute you have.")
+    parser = _Parser(prog="budgetlm", description="Pre-train, fine-tune and ship Transformer LMs on the compute you have.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     fmt = argparse.RawDescriptionHelpFormatter
 
@@ -70,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "prompt (decoder: zero-/few-shot scoring of label words, no training; prompt.template, "
                                     "prompt.verbalisers, prompt.shots); default: from the model")
     p.add_argument("--shots", type=int, help="--method prompt: k demonstrations from the train file (sets prompt.shots)")
+    _add_trust_pickle(p)
     _add_common_train(p, "finetune")
 
     p = sub.add_parser("pmi-vocab", help="build the n-gram vocabulary for PMI-masking (objective.masking=pmi)",
@@ -87,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", help="run dir or model dir")
     p.add_argument("--format", choices=["hf"], default="hf")
     p.add_argument("--out", required=True)
+    _add_trust_pickle(p)
 
     p = sub.add_parser("generate", help="continue a prompt with a decoder (streams the continuation)",
                        description="Continue a prompt with a decoder, printing tokens as they are sampled (KV cache). "
@@ -108,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="run dir, model dir or exported HF dir")
     p.add_argument("text")
     p.add_argument("--top-k", type=int, default=5)
+    _add_trust_pickle(p)
     return parser
 
 
@@ -133,19 +160,26 @@ def run(args) -> int:
         train_tokenizer_stage(args.kind, args.vocab_size, args.files, args.out, opts, args.doc_split, args.text_column)
     elif args.command == "pretrain":
         from budgetlm.stages.pretrain import pretrain
+        from budgetlm.train import distributed
 
         cfg = build_config(PretrainConfig, args.config, _overrides(args, {
             "tokenizer": "data.tokenizer", "train": "data.train", "valid": "data.valid", "budget": "train.budget"}))
-        results = pretrain(cfg, args.out, resume=args.resume)
-        _print_results("pre-training", results, args.out)
+        with distributed.session():  # joins the process group under torchrun; a no-op otherwise
+            results = pretrain(cfg, args.out, resume=args.resume)
+            if distributed.is_main():
+                _print_results("pre-training", results, args.out)
     elif args.command == "finetune":
         from budgetlm.stages.finetune import finetune
+        from budgetlm.train import distributed
 
         cfg = build_config(FinetuneConfig, args.config, _overrides(args, {
             "task": "data.task", "train": "data.train", "valid": "data.valid", "text_column": "data.text_column",
             "label_column": "data.label_column", "budget": "train.budget", "method": "method", "shots": "prompt.shots"}))
-        results = finetune(cfg, args.model, args.out, resume=args.resume, scratch=args.scratch)
-        _print_results("fine-tuning", results, args.out)
+        with distributed.session():
+            results = finetune(cfg, args.model, args.out, resume=args.resume, scratch=args.scratch,
+                               trust_pickle=args.trust_pickle)
+            if distributed.is_main():
+                _print_results("fine-tuning", results, args.out)
     elif args.command == "pmi-vocab":
         from budgetlm.objectives.pmi_vocab import build_pmi_vocab
 
@@ -155,7 +189,7 @@ def run(args) -> int:
     elif args.command == "export":
         from budgetlm.export.hf import export_hf
 
-        out = export_hf(args.run_dir, args.out)
+        out = export_hf(args.run_dir, args.out, trust_pickle=args.trust_pickle)
         print(f"exported to {out} (load with transformers.AutoModel*.from_pretrained)")
     elif args.command == "generate":
         from budgetlm.stages.generate import generate_text, read_prompt
@@ -169,7 +203,7 @@ def run(args) -> int:
 
         if args.top_k < 1:
             raise UserError("--top-k must be >= 1")
-        for i, preds in enumerate(fill_mask(args.model, args.text, args.top_k)):
+        for i, preds in enumerate(fill_mask(args.model, args.text, args.top_k, trust_pickle=args.trust_pickle)):
             print(f"[MASK] #{i + 1}: " + "  ".join(f"{t} ({p:.3f})" for t, p in preds))
     return 0
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 import typing
 from dataclasses import dataclass, field
@@ -67,6 +68,8 @@ class ModelConfig:
             raise UserError(f"model.n_decoder_layers must be >= 0, got {self.n_decoder_layers}")
         if self.family != "encoder" and self.type_vocab_size:
             raise UserError(f"model.family={self.family} has no segment embeddings: set model.type_vocab_size=0")
+        if self.max_seq_len < 2:
+            raise UserError(f"model.max_seq_len must be >= 2 ([CLS] and at least one token), got {self.max_seq_len}")
         if self.vocab_size < 0:
             raise UserError(f"model.vocab_size must be >= 0, got {self.vocab_size}")
         if self.d_model % self.n_heads:
@@ -83,6 +86,28 @@ class ModelConfig:
             raise UserError("model.first_block_norm=false needs model.norm_position=pre and model.embedding_norm=true")
         if self.type_vocab_size < 0:
             raise UserError("model.type_vocab_size must be >= 0")
+        _check_fits_in_memory(self)
+
+    def parameter_estimate(self) -> int:
+        """Roughly how many parameters these settings give (blocks, embeddings; heads and norms ignored)."""
+        per_block = 4 * self.d_model * self.d_model + (3 if self.glu else 2) * self.d_model * self.d_ff
+        blocks = self.n_layers
+        if self.family == "encoder_decoder":  # decoder blocks add cross-attention
+            blocks += 1.25 * (self.n_decoder_layers or self.n_layers)
+        return int(blocks * per_block) + (self.vocab_size + self.max_seq_len) * self.d_model
+
+
+def _check_fits_in_memory(cfg: ModelConfig) -> None:
+    """Refuse sizes that cannot train here: fp32 weights, gradients and two AdamW moments take 16 bytes a parameter."""
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system: nothing to compare with
+        return
+    need = 16 * cfg.parameter_estimate()
+    if need > ram:
+        raise UserError(f"model settings (d_model={cfg.d_model}, n_layers={cfg.n_layers}, d_ff={cfg.d_ff}) give about "
+                        f"{cfg.parameter_estimate() / 1e6:,.0f}M parameters, needing about {need / 1e9:,.0f} GB to train; "
+                        f"this machine has {ram / 1e9:,.0f} GB of memory")
 
 
 MASKINGS = ("random", "wwm", "pmi", "spanbert")
@@ -180,7 +205,7 @@ class TrainConfig:
     """The training loop (shared by pre-training and fine-tuning)."""
 
     budget: str = _f("1000steps", "when to stop: '90s', '20m', '1h', '3000steps' or '2Mtokens'; the LR schedule ends exactly there")
-    batch_size: int = _f(32, "sequences per optimizer step (before accumulation)")
+    batch_size: int = _f(32, "sequences per micro-batch and rank (global batch = batch_size x grad_accum x ranks)")
     grad_accum: int = _f(1, "micro-batches accumulated per optimizer step")
     lr: float = _f(1e-3, "peak learning rate")
     warmup: float = _f(0.06, "fraction of the budget spent warming up the LR linearly")
@@ -191,6 +216,8 @@ class TrainConfig:
     beta2: float = _f(0.98, "AdamW beta2")
     eps: float = _f(1e-6, "AdamW epsilon")
     max_grad_norm: float = _f(1.0, "gradient clipping norm; 0 = off")
+    max_bad_steps: int = _f(5, "a step with NaN/inf loss or gradients (or a loss spike) is skipped; stop after this many in a row")
+    loss_spike_factor: float = _f(0.0, "skip a step whose loss exceeds this multiple of the running mean loss; 0 = off")
     seed: int = _f(0, "seed for initialisation, data order, masking and dropout")
     log_every: int = _f(10, "optimizer steps between log lines")
     eval_every: int = _f(0, "optimizer steps between evaluations; 0 = only at the end")
@@ -202,12 +229,14 @@ class TrainConfig:
     def validate(self) -> None:
         parse_budget(self.budget, "train.budget")
         parse_budget(self.checkpoint_every, "train.checkpoint_every")
-        _positive(self, "batch_size", "grad_accum", "log_every", "keep_checkpoints")
+        _positive(self, "batch_size", "grad_accum", "log_every", "keep_checkpoints", "max_bad_steps")
         if self.lr <= 0:
             raise UserError(f"train.lr must be > 0, got {self.lr}")
         if not 0.0 <= self.warmup < 1.0:
             raise UserError(f"train.warmup must be a fraction in [0, 1), got {self.warmup}")
         _choice(self, "decay", DECAYS)
+        if self.loss_spike_factor != 0 and self.loss_spike_factor <= 1:
+            raise UserError(f"train.loss_spike_factor must be > 1 (or 0 = off), got {self.loss_spike_factor}")
         if self.eval_every < 0 or self.threads < 0 or self.max_grad_norm < 0:
             raise UserError("train.eval_every, train.threads and train.max_grad_norm must be >= 0")
 

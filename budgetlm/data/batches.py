@@ -2,6 +2,11 @@
 
 Batch sources are resumable: `state_dict()` records where in which epoch they are, and the order of an
 epoch is a pure function of (seed, epoch), so a resumed run sees exactly the batches it would have seen.
+
+Under torchrun the loop calls `shard(rank, world)`: every rank walks the same epoch permutation in steps of
+the global batch (batch_size x world) and takes its own slice of it, so no sequence is seen twice per epoch,
+the union of the ranks' batches is the batch one process with batch_size x world would draw, and the saved
+position counts global sequences -- a run can resume with another number of ranks if the global batch is kept.
 """
 
 from __future__ import annotations
@@ -70,12 +75,21 @@ def special_mask(ids: torch.Tensor) -> torch.Tensor:
 
 
 class EpochSampler:
-    """Shuffled indices, epoch after epoch; the permutation of epoch e depends only on (seed, e)."""
+    """Shuffled indices, epoch after epoch; the permutation of epoch e depends only on (seed, e).
+
+    `batch_size` is per rank; `epoch` and `pos` count global sequences (the same on every rank).
+    """
 
     def __init__(self, n: int, batch_size: int, seed: int, shuffle: bool = True):
         self.n, self.batch_size, self.seed, self.shuffle = n, batch_size, seed, shuffle
         self.epoch, self.pos = 0, 0
+        self.rank, self.world = 0, 1
         self._order = None
+
+    def shard(self, rank: int, world: int) -> None:
+        if not 0 <= rank < world:
+            raise ValueError(f"rank {rank} outside a world of {world}")
+        self.rank, self.world = rank, world
 
     def _perm(self) -> np.ndarray:
         if self._order is None:
@@ -83,8 +97,13 @@ class EpochSampler:
         return self._order
 
     def next_indices(self) -> np.ndarray:
+        """This rank's slice of the next global batch."""
+        start = self.rank * self.batch_size
+        return self._next_global()[start:start + self.batch_size]
+
+    def _next_global(self) -> np.ndarray:
         out = []
-        need = self.batch_size
+        need = self.batch_size * self.world
         while need:
             order = self._perm()
             take = order[self.pos:self.pos + need]
@@ -115,6 +134,9 @@ class BlockBatches:
         if self.dataset.cache.has_word_starts:
             batch["word_starts"] = self.dataset.word_start_batch(indices)
         return batch
+
+    def shard(self, rank: int, world: int) -> None:
+        self.sampler.shard(rank, world)
 
     def state_dict(self) -> dict:
         return self.sampler.state_dict()
@@ -149,6 +171,9 @@ class ExampleBatches:
         batch = pad_batch([self.encoded[i] for i in idx])
         batch["labels"] = torch.tensor([self.labels[i] for i in idx], dtype=torch.long)
         return batch
+
+    def shard(self, rank: int, world: int) -> None:
+        self.sampler.shard(rank, world)
 
     def state_dict(self) -> dict:
         return self.sampler.state_dict()

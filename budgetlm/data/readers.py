@@ -36,10 +36,11 @@ class ReadStats:
         if len(self.lines_with_replacements) < 5:
             self.lines_with_replacements.append(f"{path}:{line_no}")
 
-    def warn(self, out=sys.stderr) -> None:
+    def warn(self, out=None) -> None:
         if self.replaced:
             where = ", ".join(self.lines_with_replacements)
-            print(f"warning: replaced {self.replaced} invalid UTF-8 byte sequence(s) with U+FFFD (first at {where})", file=out)
+            print(f"warning: replaced {self.replaced} invalid UTF-8 byte sequence(s) with U+FFFD (first at {where})",
+                  file=out or sys.stderr)
 
 
 def check_input_file(path: str | Path) -> Path:
@@ -50,11 +51,31 @@ def check_input_file(path: str | Path) -> Path:
         raise UserError("is a directory, expected a file", path=str(p))
     if p.stat().st_size == 0:
         raise UserError("file is empty", path=str(p))
+    if p.suffix.lower() == ".zip":
+        return p
     with open(p, "rb") as f:
-        head = f.read(8192)
-    if b"\x00" in head and p.suffix.lower() != ".zip":
+        head = f.read(SNIFF_BYTES)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise UserError("is UTF-16 encoded; budgetlm reads UTF-8 (convert it, e.g. iconv -f UTF-16 -t UTF-8)", path=str(p))
+    if b"\x00" in head:
         raise UserError("looks like a binary file (NUL bytes), expected text", path=str(p))
+    if _mostly_undecodable(head):
+        raise UserError("is not UTF-8 text (over a tenth of its first bytes do not decode); is it binary, or in "
+                        "another encoding such as Latin-1?", path=str(p))
     return p
+
+
+SNIFF_BYTES = 8192
+
+
+def _mostly_undecodable(head: bytes) -> bool:
+    """True for data where over 10% of the characters are invalid UTF-8: binary, or a legacy encoding.
+    A few stray bytes in real text are replaced and counted instead (see ReadStats)."""
+    text = head.decode("utf-8", errors="replace")
+    if len(head) == SNIFF_BYTES:  # the sniff may have cut a character in two at the end
+        text = text[:-1]
+    replaced = text.count("\ufffd") - head.count("\ufffd".encode())  # U+FFFD written in the file is fine
+    return replaced > 0.1 * max(len(text), 1)
 
 
 def _decode(raw: bytes, path, line_no: int, stats: ReadStats) -> str:
@@ -250,7 +271,7 @@ def read_table(path: str | Path, stats: ReadStats | None = None, header: list[st
 def _split_row(text: str, tsv: bool) -> list[str]:
     if tsv:
         return text.split("\t")
-    return next(csv.reader(io.StringIO(text)))
+    return next(csv.reader(io.StringIO(text)), [""])  # a line of only "\r" has no fields at all
 
 
 def pick_text_column(header: list[str], wanted: str, p) -> str:

@@ -148,10 +148,12 @@ def budgetlm_logits(model: Model, kind: str, ids: torch.Tensor, mask: torch.Tens
     return model.heads["cls"](h, mask)
 
 
-def export_hf(model_dir: str | Path, out_dir: str | Path, verify: bool = True) -> Path:
+def export_hf(model_dir: str | Path, out_dir: str | Path, verify: bool = True, trust_pickle: bool = False) -> Path:
     """budgetlm run or model dir -> transformers dir (config.json, model.safetensors, tokenizer files), atomically."""
     src, out = resolve_model_dir(model_dir), Path(out_dir)
     if src is None:
+        if any((Path(model_dir) / name).is_file() for name in PICKLED_WEIGHTS) and not trust_pickle:
+            _read_hf_weights(Path(model_dir))  # the refusal, with its --trust-pickle hint
         raise UserError("not a budgetlm run or model directory (needs [model/]config.json + model.safetensors)", path=str(model_dir))
     if not (src / TOKENIZER).is_file():
         raise UserError(f"no {TOKENIZER} beside the model; an export needs the tokenizer", path=str(src))
@@ -194,7 +196,10 @@ def export_hf(model_dir: str | Path, out_dir: str | Path, verify: bool = True) -
 
 # ----------------------------------------------------------------------------------------------- HF -> budgetlm
 
-def _read_hf_weights(path: Path) -> dict[str, torch.Tensor]:
+PICKLED_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def _read_hf_weights(path: Path, trust_pickle: bool = False) -> dict[str, torch.Tensor]:
     single, index = path / WEIGHTS, path / f"{WEIGHTS}.index.json"
     try:
         if single.is_file():
@@ -204,12 +209,30 @@ def _read_hf_weights(path: Path) -> dict[str, torch.Tensor]:
             return {k: v for shard in shards for k, v in load_file(str(path / shard)).items()}
     except Exception as e:  # safetensors raises several types for corrupt files
         raise UserError(f"cannot read weights ({e})", path=str(path)) from None
-    if any((path / name).is_file() for name in ("pytorch_model.bin", "pytorch_model.bin.index.json")):
-        raise UserError(
-            "only pytorch_model.bin here; budgetlm reads model.safetensors only, since loading a pickle can run "
-            "arbitrary code. Convert it to safetensors with a tool you trust", path=str(path),
-        )
+    if any((path / name).is_file() for name in PICKLED_WEIGHTS):
+        if not trust_pickle:
+            raise UserError(
+                "only pytorch_model.bin here; budgetlm reads model.safetensors only, since loading a pickle can run "
+                "arbitrary code. Pass --trust-pickle if you trust this file", path=str(path),
+            )
+        return _read_pickled_weights(path)
     raise UserError(f"no {WEIGHTS} here", path=str(path))
+
+
+def _read_pickled_weights(path: Path) -> dict[str, torch.Tensor]:
+    """pytorch_model.bin (or its shards), for --trust-pickle; even then only tensors are unpickled."""
+    index = path / PICKLED_WEIGHTS[1]
+    try:
+        files = sorted(set(json.loads(index.read_text())["weight_map"].values())) if index.is_file() else [PICKLED_WEIGHTS[0]]
+        state = {}
+        for name in files:
+            part = torch.load(path / name, map_location="cpu", weights_only=True)
+            if not isinstance(part, dict) or not all(torch.is_tensor(v) for v in part.values()):
+                raise ValueError("not a state dict of tensors")
+            state.update(part)
+        return state
+    except Exception as e:  # torch.load raises many types for foreign or damaged pickles
+        raise UserError(f"cannot read pickled weights ({' '.join(str(e).split()[:30])})", path=str(path)) from None
 
 
 def _import_state(hf_state: dict, family: Family, cfg: ModelConfig, kind: str) -> dict[str, torch.Tensor]:
@@ -244,7 +267,7 @@ def _import_state(hf_state: dict, family: Family, cfg: ModelConfig, kind: str) -
     return ours
 
 
-def from_hf(hf_dir: str | Path) -> tuple[Model, dict]:
+def from_hf(hf_dir: str | Path, trust_pickle: bool = False) -> tuple[Model, dict]:
     """transformers dir (one of FAMILIES, MaskedLM or SequenceClassification) -> (budgetlm Model, meta)."""
     p = Path(hf_dir)
     try:
@@ -262,7 +285,7 @@ def from_hf(hf_dir: str | Path) -> tuple[Model, dict]:
     kind = next((k for k, c in family.classes.items() if c in archs), None)
     if kind is None:
         raise UserError(f"architectures {archs} name none of: {', '.join(family.classes.values())}", path=str(p))
-    hf_state = _read_hf_weights(p)  # before transformers is imported: a refusal should be quick
+    hf_state = _read_hf_weights(p, trust_pickle)  # before transformers is imported: a refusal should be quick
 
     import transformers
 
@@ -297,13 +320,13 @@ def from_hf(hf_dir: str | Path) -> tuple[Model, dict]:
     return model, model_meta(model, kind, **extra)
 
 
-def load_any(path: str | Path) -> tuple[Model, dict, Path]:
+def load_any(path: str | Path, trust_pickle: bool = False) -> tuple[Model, dict, Path]:
     """A budgetlm model dir or a transformers dir -> (model, meta, tokenizer.json path)."""
     p = Path(path)
     if is_model_dir(p):
         model, meta = load_model(p)
     elif (p / CONFIG).is_file():
-        model, meta = from_hf(p)
+        model, meta = from_hf(p, trust_pickle)
     else:
         raise UserError("neither a budgetlm model directory nor a transformers one (no config.json)", path=str(p))
     if not (p / TOKENIZER).is_file():

@@ -29,13 +29,23 @@ def prepare_run_dir(run_dir: Path, resume: bool, inputs: list[str] = ()) -> None
         raise UserError(f"cannot write to the output directory ({e.strerror})", path=str(run_dir)) from None
 
 
-def load_any_model(path: str | Path):
-    """(model, meta, tokenizer.json path) from a run dir, a budgetlm model dir, or an exported HF dir."""
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+
+
+def load_any_model(path: str | Path, trust_pickle: bool = False):
+    """(model, meta, tokenizer.json path) from a run dir, a budgetlm model dir, or an exported HF dir.
+
+    Weights are read from safetensors files; a pickled pytorch_model.bin only with `trust_pickle`.
+    """
     from budgetlm.models.io import TOKENIZER, load_model, resolve_model_dir
 
     p = Path(path)
     if not p.exists():
         raise UserError("model path not found", path=str(p))
+    if p.is_file():
+        what = "a pickled PyTorch file, which budgetlm never unpickles" if p.suffix.lower() in PICKLE_SUFFIXES else "a file"
+        raise UserError(f"is {what}; give a run dir, a model dir or a transformers dir (config.json + model.safetensors)",
+                        path=str(p))
     model_dir = resolve_model_dir(p)
     if model_dir is not None:
         model, meta = load_model(model_dir)
@@ -43,5 +53,5 @@ def load_any_model(path: str | Path):
     if (p / "config.json").is_file():
         from budgetlm.export.hf import load_any
 
-        return load_any(p)
+        return load_any(p, trust_pickle)
     raise UserError("not a budgetlm run or model directory, nor a transformers export", path=str(p))

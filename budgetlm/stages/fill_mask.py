@@ -12,8 +12,8 @@ from budgetlm.tokenizer import MASK, load_tokenizer
 
 
 @torch.no_grad()
-def fill_mask(model_path: str | Path, text: str, top_k: int = 5) -> list[list[tuple[str, float]]]:
-    model, meta, tok_file = load_any_model(model_path)
+def fill_mask(model_path: str | Path, text: str, top_k: int = 5, trust_pickle: bool = False) -> list[list[tuple[str, float]]]:
+    model, meta, tok_file = load_any_model(model_path, trust_pickle)
     if "mlm" not in model.heads:
         raise UserError(f"this model has no masked-LM head (kind: {meta.get('kind')}); use a pre-trained model", path=str(model_path))
     tok = load_tokenizer(tok_file)

@@ -23,6 +23,7 @@ from budgetlm.tasks.classification import (
     classification_metrics, classification_step, label_ids, label_names, predict, read_examples, resolve_task_files,
 )
 from budgetlm.tokenizer import load_tokenizer
+from budgetlm.train import distributed
 from budgetlm.train.logs import plot_loss
 from budgetlm.train.loop import train
 
@@ -32,12 +33,13 @@ def encode(tok, texts: list[str], max_len: int) -> list[list[int]]:
     return [e.ids for e in tok.encode_batch(texts)]  # [CLS] text [SEP]
 
 
-def finetune(cfg: FinetuneConfig, model_path: str | Path, run_dir: str | Path, resume: bool = False, scratch: bool = False) -> dict:
+def finetune(cfg: FinetuneConfig, model_path: str | Path, run_dir: str | Path, resume: bool = False, scratch: bool = False,
+             trust_pickle: bool = False) -> dict:
     """Dispatch on `cfg.method` (default: the model family's own, DEFAULT_METHODS)."""
     run_dir = Path(run_dir)
     files = resolve_task_files(cfg.data)
     prepare_run_dir(run_dir, resume, inputs=list(files[:2]))
-    pretrained, meta, tok_file = load_any_model(model_path)
+    pretrained, meta, tok_file = load_any_model(model_path, trust_pickle)
     family = pretrained.cfg.family
     method = cfg.method or DEFAULT_METHODS[family]
     if family not in METHOD_FAMILIES[method]:
@@ -67,12 +69,13 @@ def finetune_head(cfg: FinetuneConfig, files: tuple, pretrained, tok_file: Path,
     if not scratch:
         model.encoder.load_state_dict(pretrained.encoder.state_dict())
     del pretrained
-    print(f"fine-tuning {'a randomly initialised' if scratch else 'the pre-trained'} encoder "
-          f"({count_parameters(model) / 1e6:.1f}M parameters) on {len(x_train):,} examples, "
-          f"{len(names)} labels; validating on {len(x_valid):,}", file=sys.stderr)
-    write_json(run_dir / "config.json", {"stage": "finetune", **dataclasses.asdict(cfg), "resolved": {
-        "model": str(model_path), "scratch": scratch, "train_file": train_file, "valid_file": valid_file,
-        "text_column": text_col, "label_column": label_col, "labels": names}})
+    if distributed.is_main():
+        print(f"fine-tuning {'a randomly initialised' if scratch else 'the pre-trained'} encoder "
+              f"({count_parameters(model) / 1e6:.1f}M parameters) on {len(x_train):,} examples, "
+              f"{len(names)} labels; validating on {len(x_valid):,}", file=sys.stderr)
+        write_json(run_dir / "config.json", {"stage": "finetune", **dataclasses.asdict(cfg), "resolved": {
+            "model": str(model_path), "scratch": scratch, "train_file": train_file, "valid_file": valid_file,
+            "text_column": text_col, "label_column": label_col, "labels": names, "ranks": distributed.world().size}})
 
     def step_fn(model, batch, step, micro):
         loss, logits = classification_step(model, batch)
@@ -85,6 +88,8 @@ def finetune_head(cfg: FinetuneConfig, files: tuple, pretrained, tok_file: Path,
     batches = ExampleBatches(x_train, y_train, cfg.train.batch_size, cfg.train.seed)
     state = train(model, batches, step_fn, cfg.train, run_dir, evaluate=evaluate, resume=resume, desc="finetune")
     results = state.last_eval()
+    if not distributed.is_main():  # rank 0 reports for the whole process group
+        return results
     results.update({"steps": state.step, "train_seconds": round(state.elapsed, 1), "valid_file": valid_file,
                     "labels": names, "scratch": scratch, "pretrained": str(model_path)})
     save_model(model, run_dir / "model", model_meta(model, "classifier", head=dataclasses.asdict(cfg.head), labels=names,

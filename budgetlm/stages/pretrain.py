@@ -39,6 +39,7 @@ from budgetlm.tasks.lm import lm_eval
 from budgetlm.tasks.mlm import mlm_eval, pseudo_perplexity
 from budgetlm.tasks.seq2seq import DENOISERS, add_tokens, denoising_eval, seq2seq_loss
 from budgetlm.tokenizer import CLS, MASK, SPECIAL_TOKENS, TokenizerOptions, load_tokenizer, tokenizer_path, train_tokenizer
+from budgetlm.train import distributed
 from budgetlm.train.logs import plot_loss
 from budgetlm.train.loop import train
 
@@ -148,6 +149,7 @@ def _tokenizer(cfg: PretrainConfig, train_files: list[str], run_dir: Path, resum
     if resume and tok_file.exists():
         return tok_file
     if cfg.data.tokenizer:
+        load_tokenizer(tokenizer_path(cfg.data.tokenizer))  # a bad file is reported under its own name
         shutil.copyfile(tokenizer_path(cfg.data.tokenizer), tok_file)
         return tok_file
     kind = cfg.data.tokenizer_kind
@@ -166,9 +168,12 @@ def pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False) -> 
     extra_inputs = [f for f in (cfg.data.tokenizer, cfg.objective.pmi_vocab) if f]
     prepare_run_dir(run_dir, resume, inputs=train_files + given + extra_inputs)
 
-    tok_file = _tokenizer(cfg, train_files, run_dir, resume)
+    tok_file = run_dir / "tokenizer.json"
+    with distributed.main_first():  # rank 0 copies or trains it under torchrun; the others then read it
+        if distributed.is_main():
+            _tokenizer(cfg, train_files, run_dir, resume)
     tok = load_tokenizer(tok_file)
-    if cfg.objective.name in DENOISERS and add_tokens(tok, cfg.objective):  # e.g. T5's sentinels
+    if cfg.objective.name in DENOISERS and add_tokens(tok, cfg.objective) and distributed.is_main():  # T5's sentinels
         tok.save(str(tok_file))
     vocab = tok.get_vocab_size()
     if cfg.model.vocab_size == 0:
@@ -179,27 +184,30 @@ def pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False) -> 
 
     cache_kw = dict(tokenizer=tok_file, cache_dir=cfg.data.cache_dir or None, doc_split=cfg.data.doc_split, text_column=cfg.data.text_column)
     needs_words = cfg.objective.name == "mlm" and cfg.objective.masking in WORD_MASKINGS
-    train_cache = build_or_load(train_files, desc="tokenizing train", word_starts=needs_words, **cache_kw)
-    start_token, extra_tokens = BLOCKS[cfg.model.family]
-    block = dict(block_len=cfg.model.max_seq_len + extra_tokens, start_token=start_token)
-    if valid_file:
-        train_set = BlockDataset(train_cache, **block)
-        valid_set = BlockDataset(build_or_load([valid_file], desc="tokenizing valid", **cache_kw), **block)
-    else:  # nanoGPT-style split of one stream: the last valid_fraction of the tokens is held out
-        split = int(train_cache.n_tokens * (1.0 - cfg.data.valid_fraction))
-        train_set = BlockDataset(train_cache, **block, end=split)
-        valid_set = BlockDataset(train_cache, **block, begin=split)
+    with distributed.main_first():  # one rank tokenizes, the others load its cache
+        train_cache = build_or_load(train_files, desc="tokenizing train", word_starts=needs_words, **cache_kw)
+        start_token, extra_tokens = BLOCKS[cfg.model.family]
+        block = dict(block_len=cfg.model.max_seq_len + extra_tokens, start_token=start_token)
+        if valid_file:
+            train_set = BlockDataset(train_cache, **block)
+            valid_set = BlockDataset(build_or_load([valid_file], desc="tokenizing valid", **cache_kw), **block)
+        else:  # nanoGPT-style split of one stream: the last valid_fraction of the tokens is held out
+            split = int(train_cache.n_tokens * (1.0 - cfg.data.valid_fraction))
+            train_set = BlockDataset(train_cache, **block, end=split)
+            valid_set = BlockDataset(train_cache, **block, begin=split)
     valid_name = valid_file or f"last {cfg.data.valid_fraction:g} of the training tokens"
-    write_json(run_dir / "config.json", {"stage": "pretrain", **dataclasses.asdict(cfg), "resolved": {
-        "train_files": train_files, "valid_file": valid_name, "train_tokens": train_cache.n_tokens,
-        "train_blocks": len(train_set), "token_cache": str(train_cache.path)}})
+    if distributed.is_main():
+        write_json(run_dir / "config.json", {"stage": "pretrain", **dataclasses.asdict(cfg), "resolved": {
+            "train_files": train_files, "valid_file": valid_name, "train_tokens": train_cache.n_tokens,
+            "train_blocks": len(train_set), "token_cache": str(train_cache.path), "ranks": distributed.world().size}})
 
     torch.manual_seed(cfg.train.seed)
     recipe = RECIPES[cfg.objective.name](cfg, tok, valid_set)
     model = recipe.model
-    print(f"{cfg.model.family} ({cfg.objective.name}): {count_parameters(model) / 1e6:.2f}M parameters; train: "
-          f"{train_cache.n_tokens:,} tokens in {len(train_set):,} blocks of {block['block_len']}; budget {cfg.train.budget}",
-          file=sys.stderr)
+    if distributed.is_main():
+        print(f"{cfg.model.family} ({cfg.objective.name}): {count_parameters(model) / 1e6:.2f}M parameters; train: "
+              f"{train_cache.n_tokens:,} tokens in {len(train_set):,} blocks of {block['block_len']}; budget {cfg.train.budget}",
+              file=sys.stderr)
 
     def step_fn(model, batch, step, micro):
         ids = batch["ids"]  # (B, T)
@@ -211,8 +219,10 @@ def pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False) -> 
     batches = BlockBatches(train_set, cfg.train.batch_size, cfg.train.seed)
     state = train(model, batches, step_fn, cfg.train, run_dir, evaluate=recipe.evaluate, resume=resume, desc="pretrain")
 
-    model.eval()
     results = state.last_eval()
+    if not distributed.is_main():  # rank 0 reports for the whole process group
+        return results
+    model.eval()
     results.update(recipe.final(model))
     results.update({
         "steps": state.step, "train_tokens": state.tokens, "train_seconds": round(state.elapsed, 1),

@@ -6,18 +6,31 @@ import sys
 from pathlib import Path
 
 from budgetlm.data.readers import ReadStats, check_input_file, read_texts
+from budgetlm.errors import UserError
 from budgetlm.tokenizer import TokenizerOptions, train_tokenizer
 
 
 def train_tokenizer_stage(kind: str, vocab_size: int, files: list[str], out: str | Path, opts: TokenizerOptions,
                           doc_split: str = "blank", text_column: str = "") -> Path:
     paths = [check_input_file(f) for f in files]
-    stats = ReadStats()
-    texts = (t for p in paths for t in read_texts(p, doc_split, text_column, stats))
-    tok = train_tokenizer(kind, vocab_size, texts, opts)
-    stats.warn()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:  # before training, which can take a while
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create the output directory ({e.strerror})", path=str(out)) from None
+    stats = ReadStats()
+    seen = [0]
+
+    def texts():
+        for p in paths:
+            for t in read_texts(p, doc_split, text_column, stats):
+                seen[0] += 1
+                yield t
+
+    tok = train_tokenizer(kind, vocab_size, texts(), opts)
+    if not seen[0]:
+        raise UserError(f"no text found in {', '.join(str(p) for p in paths)}")
+    stats.warn()
     tmp = out / "tokenizer.json.tmp"
     tok.save(str(tmp))
     tmp.replace(out / "tokenizer.json")

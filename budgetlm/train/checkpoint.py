@@ -21,8 +21,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from budgetlm.atomic import fsync_dir, sha256_file
+from budgetlm.errors import UserError
 
 CKPT_DIR = "checkpoints"
+WEIGHT_FILES = ("model.safetensors", "optimizer.safetensors")
 PREFIX = "step_"
 
 
@@ -55,9 +57,25 @@ def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, opt: torch
     root = Path(run_dir) / CKPT_DIR
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{PREFIX}{step:08d}"
+    for stale in root.glob(".tmp-*"):  # left by a process killed mid-write (one writer per run: rank 0)
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = root / f".tmp-{PREFIX}{step:08d}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
+    try:
+        _write(tmp, step, model, opt, loop_state)
+    except BaseException:  # disk full, Ctrl-C...: leave no partial checkpoint behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if final.exists():  # a damaged checkpoint of this step, skipped by the resume that is now replacing it
+        shutil.rmtree(final)
+    tmp.rename(final)
+    fsync_dir(root)
+    for old in list_checkpoints(run_dir)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _write(tmp: Path, step: int, model: torch.nn.Module, opt: torch.optim.Optimizer, loop_state: dict) -> None:
     save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
     tensors, opt_extra = _optimizer_tensors(opt)
     tensors["rng.torch"] = torch.get_rng_state()
@@ -66,17 +84,10 @@ def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, opt: torch
         "step": step,
         "loop": loop_state,
         "optimizer": opt_extra,
-        "sha256": {f: sha256_file(tmp / f) for f in ("model.safetensors", "optimizer.safetensors")},
+        "sha256": {f: sha256_file(tmp / f) for f in WEIGHT_FILES},
     }
     (tmp / "state.json").write_text(json.dumps(state))
     fsync_dir(tmp)
-    if final.exists():
-        shutil.rmtree(final)
-    tmp.rename(final)
-    fsync_dir(root)
-    for old in list_checkpoints(run_dir)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:
@@ -90,9 +101,12 @@ def verify(ckpt: Path) -> str | None:
     """None if the checkpoint is intact, else what is wrong."""
     try:
         state = json.loads((ckpt / "state.json").read_text())
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, ValueError) as e:  # missing, cut short, not UTF-8
         return f"state.json unreadable ({e.__class__.__name__})"
-    for name, digest in state.get("sha256", {}).items():
+    digests = state.get("sha256") if isinstance(state, dict) else None
+    if not isinstance(digests, dict) or set(digests) != set(WEIGHT_FILES):
+        return "state.json has no checksums for " + " and ".join(WEIGHT_FILES)
+    for name, digest in digests.items():
         if not (ckpt / name).is_file():
             return f"{name} missing"
         if sha256_file(ckpt / name) != digest:
@@ -108,9 +122,14 @@ def load_latest(run_dir: Path, model: torch.nn.Module, opt: torch.optim.Optimize
             print(f"warning: skipping damaged checkpoint {ckpt}: {problem}", file=sys.stderr)
             continue
         state = json.loads((ckpt / "state.json").read_text())
-        model.load_state_dict(load_file(str(ckpt / "model.safetensors")), strict=True)
-        tensors = load_file(str(ckpt / "optimizer.safetensors"))
-        _restore_optimizer(opt, tensors, state["optimizer"])
+        try:
+            model.load_state_dict(load_file(str(ckpt / "model.safetensors")), strict=True)
+            tensors = load_file(str(ckpt / "optimizer.safetensors"))
+            _restore_optimizer(opt, tensors, state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            first = str(e).strip().splitlines()[0][:200]
+            raise UserError(f"this checkpoint does not fit the model being trained ({first}); resume with the "
+                            "model and train settings the run started with", path=str(ckpt)) from None
         torch.set_rng_state(tensors["rng.torch"])
         state["loop"]["checkpoint"] = str(ckpt)
         return state["loop"]

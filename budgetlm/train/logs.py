@@ -12,8 +12,8 @@ class MetricsLog:
     def __init__(self, run_dir: Path, resume_step: int = 0, tensorboard: bool = True):
         self.path = Path(run_dir) / METRICS
         if resume_step and self.path.exists():  # drop lines logged after the checkpoint we resume from
-            kept = [l for l in self.path.read_text().splitlines() if l.strip() and json.loads(l).get("step", 0) <= resume_step]
-            self.path.write_text("".join(l + "\n" for l in kept))
+            kept = [r for r in read_metrics(run_dir) if r.get("step", 0) <= resume_step]
+            self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
         elif not resume_step:
             self.path.write_text("")
         self.tb = None
@@ -39,10 +39,17 @@ class MetricsLog:
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
+    """The logged records; a line cut short by a crash (kill -9 mid-write) is dropped."""
     p = Path(run_dir) / METRICS
     if not p.exists():
         return []
-    return [json.loads(l) for l in p.read_text().splitlines() if l.strip()]
+    records = []
+    for line in p.read_text(errors="replace").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return [r for r in records if isinstance(r, dict)]
 
 
 def plot_loss(run_dir: Path, out_name: str = "loss.png") -> Path | None:

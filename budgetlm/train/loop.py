@@ -3,13 +3,22 @@
 Stages differ only in what they pass in: a batch source (resumable iterator of dicts), a `step_fn`
 (model, batch, step, micro) -> (loss, n_tokens, extra) that holds the objective or task loss, and an
 `evaluate` callback. The loop owns everything else: AdamW, the budget-driven LR schedule, gradient
-accumulation and clipping, logging, progress, NaN guards, checkpoints, resume and Ctrl-C.
+accumulation and clipping, logging, progress, bad-step guards, checkpoints, resume, Ctrl-C, and
+data-parallel training under torchrun (train/distributed.py).
 
 Budgets count *training* time only; evaluation and checkpointing pause the clock (as Cramming does).
+
+Under torchrun every rank runs this loop on its shard of each global batch (batch_size x world x grad_accum
+sequences per optimizer step). `micro` passed to step_fn is the micro-batch's index among the step's
+world x grad_accum micro-batches, so randomness seeded from (step, micro) differs between ranks. Losses,
+token counts, time and stop requests are all-reduced every step, so all ranks stop on the same step; only
+rank 0 writes.
 """
 
 from __future__ import annotations
 
+import math
+import shutil
 import signal
 import sys
 import threading
@@ -19,11 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
 from budgetlm.config import Budget, TrainConfig, parse_budget
 from budgetlm.errors import UserError
+from budgetlm.train import distributed
 from budgetlm.train.checkpoint import list_checkpoints, load_latest, save_checkpoint
 from budgetlm.train.logs import MetricsLog
 from budgetlm.train.memory import tune_allocator
@@ -32,7 +43,7 @@ from budgetlm.train.schedule import lr_at
 
 
 class TrainingDiverged(UserError):
-    """Loss or gradients became NaN/inf; the last good checkpoint is kept."""
+    """Loss or gradients stayed NaN/inf for too many steps in a row; the last good checkpoint is kept."""
 
 
 class Interrupted(Exception):
@@ -47,6 +58,11 @@ class LoopState:
     last_checkpoint: float = 0.0  # budget units at the last checkpoint
     data: dict = field(default_factory=dict)
     history: list = field(default_factory=list)  # evaluation results
+    skipped_steps: int = 0  # steps whose update was dropped (non-finite loss/gradients, loss spikes)
+    bad_in_a_row: int = 0
+    loss_ema: float = 0.0  # running mean of accepted step losses (loss-spike guard)
+    good_steps: int = 0
+    global_batch: int = 0  # sequences per optimizer step over all ranks
 
     def last_eval(self) -> dict:
         """The final evaluation's figures, without the `eval_` prefix they carry in metrics.jsonl."""
@@ -57,6 +73,9 @@ class LoopState:
 
 
 StepFn = Callable[[torch.nn.Module, dict, int, int], tuple[torch.Tensor, int, dict]]
+
+LOSS_EMA_BETA = 0.9
+SPIKE_GUARD_AFTER = 10  # accepted steps before the loss-spike guard has a baseline to compare against
 
 
 def train(
@@ -70,41 +89,62 @@ def train(
     desc: str = "training",
 ) -> LoopState:
     run_dir = Path(run_dir)
+    world = distributed.world()
     budget = parse_budget(cfg.budget, "train.budget")
     ckpt_every = parse_budget(cfg.checkpoint_every, "train.checkpoint_every")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if cfg.tune_allocator:
         tune_allocator()
+    if world.distributed:
+        if not hasattr(batches, "shard"):
+            raise UserError(f"{type(batches).__name__} cannot be sharded over ranks; run this stage in one process")
+        batches.shard(world.rank, world.size)
+    if world.is_main:
+        check_free_space(run_dir, model, cfg.keep_checkpoints)
     opt = build_optimizer(model, cfg)
-    state = LoopState()
+    state = LoopState(global_batch=cfg.batch_size * cfg.grad_accum * world.size)
     if resume:
         restored = load_latest(run_dir, model, opt)
         if restored is None:
             raise UserError("--resume: no intact checkpoint to resume from", path=str(run_dir))
-        history = restored.pop("history", [])
         restored.pop("checkpoint", None)
-        state = LoopState(**restored, history=history)
+        known = {k: v for k, v in restored.items() if k in LoopState.__dataclass_fields__}
+        saved_batch = known.pop("global_batch", 0)
+        state = LoopState(**{**known, "global_batch": state.global_batch})
+        if saved_batch and saved_batch != state.global_batch:
+            print(f"warning: the global batch changed from {saved_batch} to {state.global_batch} sequences "
+                  "(batch_size x grad_accum x ranks); the run continues but will not match an uninterrupted one",
+                  file=sys.stderr)
         batches.load_state_dict(state.data)
-        print(f"resumed from step {state.step} ({state.tokens:,} tokens, {state.elapsed:.0f}s trained)", file=sys.stderr)
+        if world.rank:  # the checkpoint holds rank 0's RNG; other ranks draw their own dropout
+            torch.manual_seed(_rank_seed(cfg.seed, world.rank, state.step))
+        if world.is_main:
+            print(f"resumed from step {state.step} ({state.tokens:,} tokens, {state.elapsed:.0f}s trained)", file=sys.stderr)
     else:
-        torch.manual_seed(cfg.seed)
-    log = MetricsLog(run_dir, resume_step=state.step if resume else 0)
+        torch.manual_seed(_rank_seed(cfg.seed, world.rank, 0))
+    run_step = distributed.wrap_step(model, step_fn)
+    log = MetricsLog(run_dir, resume_step=state.step if resume else 0) if world.is_main else None
 
-    def checkpoint() -> Path:
+    def checkpoint() -> Path | None:
         state.data = batches.state_dict()
         state.last_checkpoint = state.consumed(ckpt_every)
-        loop_state = {k: v for k, v in state.__dict__.items()}
-        return save_checkpoint(run_dir, state.step, model, opt, loop_state, cfg.keep_checkpoints)
+        path = None
+        if world.is_main:
+            path = _save(run_dir, state, model, opt, cfg.keep_checkpoints)
+        distributed.barrier()  # the others wait, so the time spent saving is not counted as training
+        return path
 
     total = budget.amount
     bar = tqdm(total=total, desc=desc, unit="" if budget.kind == "steps" else budget.kind[0], mininterval=2.0,
-               bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} [{elapsed}<{remaining}{postfix}]", file=sys.stderr)
+               bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} [{elapsed}<{remaining}{postfix}]", file=sys.stderr,
+               disable=not world.is_main)
     bar.update(min(state.consumed(budget), total))
     window_tokens, window_time, window_loss, window_n = 0, 0.0, 0.0, 0
+    micro_per_step = cfg.grad_accum * world.size
     model.train()
     step_start = None  # (data position, RNG state) while a step is in flight
-    with _stop_on_sigint() as stop:
+    with _stop_on_signals() as stop:
         try:
             while state.consumed(budget) < total:
                 step_start = (batches.state_dict(), torch.get_rng_state())
@@ -113,50 +153,67 @@ def train(
                 lr = lr_at(progress, cfg)
                 for g in opt.param_groups:
                     g["lr"] = lr
-                step_loss, step_tokens, extra = 0.0, 0, {}
+                step_loss, step_tokens, finite_loss, extra = 0.0, 0, True, {}
                 for micro in range(cfg.grad_accum):
                     batch = next(batches)
-                    loss, n_tokens, extra = step_fn(model, batch, state.step, micro)
-                    if not torch.isfinite(loss):
-                        raise TrainingDiverged(_diverged_msg("loss", state.step, run_dir))
+                    loss, n_tokens, extra = run_step(batch, state.step, world.rank * cfg.grad_accum + micro,
+                                                     sync=micro == cfg.grad_accum - 1)
+                    finite_loss &= bool(torch.isfinite(loss))
+                    # backward even through a bad loss: under DDP every rank must join the gradient all-reduce
                     (loss / cfg.grad_accum).backward()
                     step_loss += float(loss.detach()) / cfg.grad_accum
                     step_tokens += n_tokens
-                if cfg.max_grad_norm > 0:
-                    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-                    if not torch.isfinite(norm):
-                        raise TrainingDiverged(_diverged_msg("gradient norm", state.step, run_dir))
-                opt.step()
-                opt.zero_grad(set_to_none=True)
+                # gradients are already averaged over ranks, so the norm (and what it decides) agrees everywhere
+                norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm or math.inf)
                 dt = time.perf_counter() - t0
+                # one all-reduce per step: every rank then knows the global loss, tokens, time and stop request
+                loss_sum, step_tokens, bad_loss, stops, dt_sum = distributed.all_reduce(
+                    [step_loss, step_tokens, float(not finite_loss), float(stop.is_set()), dt])
+                step_loss, step_tokens, dt = loss_sum / world.size, int(step_tokens), dt_sum / world.size
+                problem = _bad_step(bad_loss > 0, bool(torch.isfinite(norm)), step_loss, state, cfg)
+                if problem:
+                    opt.zero_grad(set_to_none=True)
+                    _note_bad_step(problem, state, cfg, run_dir, bar)
+                else:
+                    opt.step()
+                    opt.zero_grad(set_to_none=True)
+                    state.bad_in_a_row = 0
+                    state.good_steps += 1
+                    state.loss_ema = step_loss if state.good_steps == 1 else (
+                        LOSS_EMA_BETA * state.loss_ema + (1 - LOSS_EMA_BETA) * step_loss)
                 before = state.consumed(budget)
                 state.step += 1
                 step_start = None
                 state.tokens += step_tokens
                 state.elapsed += dt
                 bar.update(min(state.consumed(budget), total) - min(before, total))
-                window_tokens += step_tokens
-                window_time += dt
-                window_loss += step_loss
-                window_n += 1
+                if not problem:
+                    window_tokens += step_tokens
+                    window_time += dt
+                    window_loss += step_loss
+                    window_n += 1
 
-                if state.step % cfg.log_every == 0:
+                if state.step % cfg.log_every == 0 and window_n:
                     record = {
                         "step": state.step, "tokens": state.tokens, "loss": round(window_loss / window_n, 5),
                         "lr": lr, "tokens_per_s": round(window_tokens / max(window_time, 1e-9), 1),
                         "elapsed_s": round(state.elapsed, 2),
                     }
+                    if state.skipped_steps:
+                        record["skipped_steps"] = state.skipped_steps
                     record.update({k: v for k, v in extra.items() if isinstance(v, (int, float))})
-                    log.log(record)
+                    if log:
+                        log.log(record)
                     bar.set_postfix_str(f"loss {record['loss']:.3f} {record['tokens_per_s']:.0f} tok/s", refresh=False)
                     window_tokens, window_time, window_loss, window_n = 0, 0.0, 0.0, 0
 
                 finished = state.consumed(budget) >= total
                 if evaluate is not None and cfg.eval_every and state.step % cfg.eval_every == 0 and not finished:
                     _run_eval(model, evaluate, state, log)
-                if not finished and state.consumed(ckpt_every) - state.last_checkpoint >= ckpt_every.amount:
+                due = state.consumed(ckpt_every) - state.last_checkpoint >= ckpt_every.amount
+                if due and not finished and not state.bad_in_a_row:  # never checkpoint in the middle of trouble
                     checkpoint()
-                if stop.is_set():
+                if stops:
                     raise KeyboardInterrupt
         except KeyboardInterrupt:
             bar.close()
@@ -164,59 +221,125 @@ def train(
                 batches.load_state_dict(step_start[0])
                 torch.set_rng_state(step_start[1])
                 opt.zero_grad(set_to_none=True)
-            path = checkpoint()
-            log.close()
+            path = _save(run_dir, state, model, opt, cfg.keep_checkpoints, batches) if world.is_main else None
+            if log:
+                log.close()
             raise Interrupted(f"interrupted at step {state.step}; checkpoint saved to {path}; continue with --resume") from None
         except TrainingDiverged:
             bar.close()
-            log.close()
+            if log:
+                log.close()
             raise
     bar.close()
     if evaluate is not None:
         _run_eval(model, evaluate, state, log)
     checkpoint()
-    log.close()
+    if log:
+        log.close()
     return state
 
 
+def _rank_seed(seed: int, rank: int, step: int) -> int:
+    """Rank 0 of a fresh run seeds with `seed` itself (the single-process behaviour); other ranks differ."""
+    return seed if rank == 0 and step == 0 else int(np.random.SeedSequence([seed, rank, step]).generate_state(1)[0])
+
+
+def _save(run_dir, state: LoopState, model, opt, keep: int, batches=None) -> Path:
+    if batches is not None:
+        state.data = batches.state_dict()
+    try:
+        return save_checkpoint(run_dir, state.step, model, opt, dict(state.__dict__), keep)
+    except OSError as e:
+        ckpts = list_checkpoints(run_dir)
+        kept = f"the last good checkpoint {ckpts[-1]} is intact" if ckpts else "no checkpoint was written yet"
+        raise UserError(f"cannot write a checkpoint at step {state.step} ({e.strerror or e}); {kept}",
+                        path=str(run_dir)) from None
+
+
+def _bad_step(bad_loss: bool, finite_norm: bool, loss: float, state: LoopState, cfg: TrainConfig) -> str | None:
+    """Why this step's update must be dropped, or None."""
+    if bad_loss:
+        return "loss became NaN/inf"
+    if not finite_norm:
+        return "gradient norm became NaN/inf"
+    if cfg.loss_spike_factor and state.good_steps >= SPIKE_GUARD_AFTER and loss > cfg.loss_spike_factor * state.loss_ema:
+        return f"loss spiked to {loss:.4g} (over {cfg.loss_spike_factor:g} x the running mean {state.loss_ema:.4g})"
+    return None
+
+
+def _note_bad_step(problem: str, state: LoopState, cfg: TrainConfig, run_dir: Path, bar) -> None:
+    state.skipped_steps += 1
+    state.bad_in_a_row += 1
+    if state.bad_in_a_row >= cfg.max_bad_steps:
+        ckpts = list_checkpoints(run_dir)
+        kept = f"last good checkpoint: {ckpts[-1]}" if ckpts else "no checkpoint was written yet"
+        first = state.step - state.bad_in_a_row + 1
+        raise TrainingDiverged(
+            f"{problem} at step {state.step}; {state.bad_in_a_row} bad step(s) in a row since step {first} "
+            f"(train.max_bad_steps={cfg.max_bad_steps}); stopped ({kept}). Try a lower train.lr or train.max_grad_norm")
+    if distributed.is_main():
+        tqdm.write(f"warning: {problem} at step {state.step}; update skipped "
+                   f"({state.bad_in_a_row} in a row, {state.skipped_steps} in total)", file=sys.stderr)
+
+
 @contextmanager
-def _stop_on_sigint():
-    """First Ctrl-C asks the loop to stop at the next step boundary; a second one interrupts at once."""
+def _stop_on_signals():
+    """First Ctrl-C (or SIGTERM, as schedulers send before preempting) asks the loop to stop at the next step
+    boundary, with a checkpoint; a second Ctrl-C interrupts at once."""
     stop = threading.Event()
     if threading.current_thread() is not threading.main_thread():
         yield stop
         return
 
     def handler(signum, frame):
-        if stop.is_set():
+        if stop.is_set() and signum == signal.SIGINT:
             raise KeyboardInterrupt
         stop.set()
-        tqdm.write("stopping after this step (Ctrl-C again to stop now)", file=sys.stderr)
+        if distributed.is_main():
+            tqdm.write("stopping after this step (Ctrl-C again to stop now)", file=sys.stderr)
 
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield stop
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
-def _run_eval(model, evaluate, state: LoopState, log: MetricsLog) -> None:
-    model.eval()
-    with torch.no_grad():
-        result = evaluate(model)
-    model.train()
+def _run_eval(model, evaluate, state: LoopState, log: MetricsLog | None) -> None:
+    """Rank 0 evaluates; every rank gets its result, so all hold the same history."""
+    result = None
+    if distributed.is_main():
+        model.eval()
+        with torch.no_grad():
+            result = evaluate(model)
+        model.train()
+    result = distributed.broadcast(result)
     record = {"step": state.step, "tokens": state.tokens, "elapsed_s": round(state.elapsed, 2)}
     record.update({f"eval_{k}": v for k, v in result.items()})
     state.history.append(record)
-    log.log(record)
-    shown = ", ".join(f"{k} {v:.4g}" for k, v in result.items() if isinstance(v, (int, float)))
-    tqdm.write(f"step {state.step}: {shown}", file=sys.stderr)
+    if log:
+        log.log(record)
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in result.items() if isinstance(v, (int, float)))
+        tqdm.write(f"step {state.step}: {shown}", file=sys.stderr)
 
 
-def _diverged_msg(what: str, step: int, run_dir: Path) -> str:
-    ckpts = list_checkpoints(run_dir)
-    kept = f"last good checkpoint: {ckpts[-1]}" if ckpts else "no checkpoint was written yet"
-    return f"{what} became NaN/inf at step {step}; stopped ({kept}). Try a lower train.lr or train.max_grad_norm"
+def check_free_space(run_dir: Path, model: torch.nn.Module, keep: int) -> None:
+    """Refuse to start when the disk cannot hold the checkpoints the run will write.
+
+    A checkpoint holds the weights and AdamW's two moments (3x the parameter bytes); `keep` of them stay and one
+    more is written before the oldest is pruned; the final model directory adds the weights once more.
+    """
+    param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    need = param_bytes * (3 * (keep + 1) + 1)
+    probe = Path(run_dir)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if free < need:
+        raise UserError(f"only {free / 1e6:,.1f} MB free, but {keep} checkpoint(s) of this model and its final copy "
+                        f"need about {need / 1e6:,.1f} MB; free some space or lower train.keep_checkpoints",
+                        path=str(run_dir))
 
 
 def existing_run_problem(run_dir: Path, resume: bool) -> str | None:

@@ -205,24 +205,41 @@ def test_keep_checkpoints_prunes_old_ones(inputs, tmp_path):
 
 # ------------------------------------------------------------------------------------------------ divergence
 
-def test_nan_loss_stops_and_keeps_earlier_checkpoints(inputs, uninterrupted, tmp_path, monkeypatch):
+def poison_loss(monkeypatch, from_step: int, to_step: int, factor: float = float("nan")) -> None:
+    """Multiply the loss of steps from_step..to_step (inclusive) by `factor` (NaN, inf or a spike)."""
     def wrapper(step_fn):
         def step(model, batch, step_i, micro):
             loss, n, extra = step_fn(model, batch, step_i, micro)
-            return (loss * float("nan") if step_i == INTERRUPT_AT else loss), n, extra
+            return (loss * factor if from_step <= step_i <= to_step else loss), n, extra
         return step
 
     wrap_step_fn(monkeypatch, wrapper)
+
+
+def test_one_nan_step_is_skipped_counted_and_logged(inputs, tmp_path, monkeypatch, capsys):
+    poison_loss(monkeypatch, INTERRUPT_AT, INTERRUPT_AT)
+    run = tmp_path / "run"
+    results = pretrain(make_config(inputs), run)
+    assert results["steps"] == STEPS
+    assert f"warning: loss became NaN/inf at step {INTERRUPT_AT}; update skipped (1 in a row, 1 in total)" in capsys.readouterr().err
+    assert all(torch.isfinite(w).all() for w in weights(run).values())
+    logged = {r["step"]: r for r in read_metrics(run) if "loss" in r}
+    assert INTERRUPT_AT + 1 not in logged  # log_every=1: the skipped step has no loss line
+    assert all(r.get("skipped_steps", 0) == (r["step"] > INTERRUPT_AT) for r in logged.values())
+
+
+def test_nan_steps_in_a_row_stop_the_run_and_keep_the_good_checkpoint(inputs, uninterrupted, tmp_path, monkeypatch):
+    poison_loss(monkeypatch, INTERRUPT_AT, STEPS)
     run = tmp_path / "run"
     with pytest.raises(TrainingDiverged) as e:
-        pretrain(make_config(inputs), run)
+        pretrain(make_config(inputs, "train.max_bad_steps=3"), run)
     assert isinstance(e.value, UserError)  # the CLI prints it as one line and exits 2
     msg = str(e.value)
-    assert f"loss became NaN/inf at step {INTERRUPT_AT}" in msg
+    assert f"loss became NaN/inf at step {INTERRUPT_AT + 2}; 3 bad step(s) in a row since step {INTERRUPT_AT}" in msg
     assert "step_00000004" in msg and "train.lr" in msg
     ckpts = list_checkpoints(run)
     assert [p.name for p in ckpts] == ["step_00000004"] and verify(ckpts[0]) is None
-    assert not (run / "results.json").exists()
+    assert not (run / "results.json").exists() and not (run / "model").exists()
     # the kept checkpoint is a sound place to restart from
     monkeypatch.undo()
     pretrain(make_config(inputs), run, resume=True)
@@ -239,8 +256,18 @@ def test_nan_gradient_stops_the_run(inputs, tmp_path, monkeypatch):
         return step
 
     wrap_step_fn(monkeypatch, wrapper)
-    with pytest.raises(TrainingDiverged, match="gradient norm became NaN/inf at step 2"):
-        pretrain(make_config(inputs), tmp_path / "run")
+    with pytest.raises(TrainingDiverged, match="gradient norm became NaN/inf at step 2; 1 bad step"):
+        pretrain(make_config(inputs, "train.max_bad_steps=1"), tmp_path / "run")
+
+
+def test_loss_spike_guard_skips_the_spike(inputs, tmp_path, monkeypatch, capsys):
+    poison_loss(monkeypatch, 10, 10, factor=10.0)
+    pretrain(make_config(inputs, "train.loss_spike_factor=3"), tmp_path / "run")
+    assert "warning: loss spiked to" in capsys.readouterr().err
+    assert read_metrics(tmp_path / "run")[-2]["skipped_steps"] == 1  # the last training line, before the eval
+    poison_loss(monkeypatch, 10, 10, factor=10.0)  # without the guard the spike goes through
+    pretrain(make_config(inputs), tmp_path / "run2")
+    assert "spiked" not in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------------------ the bare loop

@@ -1,0 +1,143 @@
+"""Kill -9 a pre-training run at random moments, resume it after every kill, and compare the finished run
+with an uninterrupted one (bitwise: same weights, same logged losses).
+
+    PYTHONPATH=. python bench/kill_resume.py --runs 5 --kills 4 --out /tmp/kill-resume
+
+Each run gets `--kills` SIGKILLs, each a random delay (uniform in [0, --max-delay] s) after the attempt
+started training (its metrics.jsonl was written); an attempt that finishes first simply ends the run.
+tests/train/test_faults.py runs the same harness with 3 kills. Prints one JSON line per run and a summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from budgetlm.train.checkpoint import list_checkpoints  # noqa: E402
+from budgetlm.train.logs import METRICS, read_metrics  # noqa: E402
+
+
+def pretrain_argv(inputs: Path, out: Path, steps: int) -> list[str]:
+    """A tiny pre-training run with dropout on (so resuming must restore the RNG) and frequent checkpoints."""
+    return ["pretrain", "--tokenizer", str(inputs / "tokenizer.json"), "--train", str(inputs / "train.txt"),
+            "--valid", str(inputs / "valid.txt"), "--budget", f"{steps}steps", "--out", str(out),
+            "model.d_model=32", "model.n_layers=2", "model.n_heads=2", "model.d_ff=64", "model.max_seq_len=32",
+            "model.dropout=0.1", "train.batch_size=4", "train.log_every=1", "train.threads=1",
+            "train.checkpoint_every=5steps", "train.keep_checkpoints=2", f"data.cache_dir={inputs / 'cache'}"]
+
+
+def launch(argv: list[str], log) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    return subprocess.Popen([sys.executable, "-m", "budgetlm", *argv], env=env, stdout=log, stderr=log)
+
+
+def wait_for_training(proc: subprocess.Popen, run: Path, since_ns: int, timeout: float = 300) -> bool:
+    """True once this attempt has logged a training step (beyond the checkpoint it resumed from)."""
+    ckpts = list_checkpoints(run)
+    resumed_from = int(ckpts[-1].name.removeprefix("step_")) if ckpts else 0
+    metrics = run / METRICS
+    end = time.time() + timeout
+    while time.time() < end and proc.poll() is None:
+        if metrics.exists() and metrics.stat().st_mtime_ns > since_ns:  # rewritten by this attempt, then appended
+            steps = [r["step"] for r in read_metrics(run) if "loss" in r]
+            if steps and steps[-1] > resumed_from:
+                return True
+        time.sleep(0.01)
+    return False
+
+
+def run_with_kills(argv: list[str], run: Path, kills: int, rng: random.Random, max_delay: float) -> dict:
+    """Run to completion, SIGKILLing it `kills` times; after each kill continue with --resume (or start afresh
+    when no checkpoint was written yet). Returns what happened."""
+    log = open(run.parent / f"{run.name}.log", "ab")
+    killed_at, attempts = [], 0
+    while True:
+        attempts += 1
+        resume = bool(list_checkpoints(run))
+        started_ns = time.time_ns()
+        proc = launch(argv + (["--resume"] if resume else []), log)
+        if len(killed_at) < kills and wait_for_training(proc, run, started_ns):
+            time.sleep(rng.uniform(0, max_delay))
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                steps = [r["step"] for r in read_metrics(run) if "loss" in r]
+                killed_at.append(steps[-1] if steps else 0)
+                continue
+        code = proc.wait()
+        return {"kills": len(killed_at), "killed_after_step": killed_at, "attempts": attempts, "exit_code": code}
+
+
+def same_run(a: Path, b: Path) -> tuple[bool, str]:
+    """Bitwise-equal final weights and identical logged training losses."""
+    wa, wb = load_file(str(a / "model" / "model.safetensors")), load_file(str(b / "model" / "model.safetensors"))
+    differ = [k for k in wa if k not in wb or not torch.equal(wa[k], wb[k])]
+    if differ or wa.keys() != wb.keys():
+        return False, f"{len(differ)} tensors differ, e.g. {differ[:2]}"
+    la = [(r["step"], r["loss"]) for r in read_metrics(a) if "loss" in r]
+    lb = [(r["step"], r["loss"]) for r in read_metrics(b) if "loss" in r]
+    if la != lb:
+        return False, "logged losses differ"
+    return True, "bitwise equal"
+
+
+def make_inputs(d: Path) -> Path:
+    import importlib.util
+
+    from budgetlm.tokenizer import train_tokenizer
+
+    spec = importlib.util.spec_from_file_location("budgetlm_test_fixtures", ROOT / "tests" / "conftest.py")
+    fixtures = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fixtures)
+    make_corpus = fixtures.make_corpus
+
+    d.mkdir(parents=True, exist_ok=True)
+    corpus = make_corpus(seed=0)
+    (d / "train.txt").write_text(corpus)
+    (d / "valid.txt").write_text("\n\n".join(corpus.split("\n\n")[:8]) + "\n")
+    train_tokenizer("wordpiece", 100, corpus.split("\n\n")).save(str(d / "tokenizer.json"))
+    return d
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--kills", type=int, default=4, help="SIGKILLs per run")
+    ap.add_argument("--steps", type=int, default=300, help="budget of each run in steps")
+    ap.add_argument("--max-delay", type=float, default=1.0, help="longest wait after training starts before a kill (s)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=Path("/tmp/budgetlm-kill-resume"))
+    args = ap.parse_args()
+    shutil.rmtree(args.out, ignore_errors=True)
+    inputs = make_inputs(args.out / "inputs")
+    rng = random.Random(args.seed)
+    reference = args.out / "uninterrupted"
+    ref = run_with_kills(pretrain_argv(inputs, reference, args.steps), reference, 0, rng, 0)
+    assert ref["exit_code"] == 0, "the uninterrupted run failed"
+    tried = survived = 0
+    for i in range(args.runs):
+        run = args.out / f"run{i}"
+        result = run_with_kills(pretrain_argv(inputs, run, args.steps), run, args.kills, rng, args.max_delay)
+        ok, why = same_run(reference, run) if result["exit_code"] == 0 else (False, "final attempt failed")
+        tried += result["kills"]
+        survived += result["kills"] if ok else 0
+        print(json.dumps({"run": i, **result, "matches_uninterrupted": ok, "detail": why}), flush=True)
+    print(json.dumps({"kills_tried": tried, "kills_survived": survived, "load_avg": os.getloadavg()}))
+
+
+if __name__ == "__main__":
+    main()
