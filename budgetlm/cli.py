@@ -13,6 +13,16 @@ from pathlib import Path
 from budgetlm.config import FinetuneConfig, GenerateConfig, PretrainConfig, build_config, describe
 from budgetlm.errors import UserError
 
+FINETUNE_DESCRIPTION = """Fine-tune on labelled data. The task type is inferred from the training file and printed:
+CoNLL token-per-line rows with blank-line sentences -> token classification (NER); a table with two text
+columns (sentence1/sentence2, question/sentence, text_a/text_b, #1 String/#2 String) -> pair classification;
+one text column -> sentence classification; a numeric label column with fractions -> regression.
+--task-type and the column flags override. Multi-task: a config with a `tasks:` list (configs/multitask-*.yaml)."""
+
+EVALUATE_DESCRIPTION = """Fine-tune the model on each task (or reuse the finished run in --out/<task>/seed<k>) and write
+a GLUE-style table (report.md, report.json) and a bar chart (report.png). Evaluators: see
+budgetlm/stages/evaluate.py (EVALUATORS)."""
+
 EPILOG_OVERRIDES = "Config fields (set with section.key=value after the flags, or in --config YAML):\n"
 
 
@@ -79,15 +89,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--valid", metavar="FILE", help="evaluation text (default: WikiText-2 valid from the data root)")
     _add_common_train(p, "pretrain")
 
-    p = sub.add_parser("finetune", help="fine-tune a sentence classifier or an encoder-decoder text-to-text; or prompt a "
-                                        "decoder (--method prompt)", formatter_class=fmt,
+    p = sub.add_parser("finetune", help="fine-tune on labelled data: sentence / pair classification, regression, NER, "
+                       "multi-task; an encoder-decoder text-to-text; or prompt a decoder (--method prompt)",
+                       formatter_class=fmt, description=FINETUNE_DESCRIPTION,
                        epilog=EPILOG_OVERRIDES + "\n".join(describe(FinetuneConfig)))
     p.add_argument("--model", required=True, help="pre-training run dir, model dir, or exported HF dir")
-    p.add_argument("--task", help="built-in task: sst2, agnews")
-    p.add_argument("--train", metavar="FILE", help="labelled training file (.tsv/.csv with header, .jsonl)")
+    p.add_argument("--task", help="built-in task resolved in the data root: sst2, agnews, mrpc, wikiann, wnut17")
+    p.add_argument("--train", metavar="FILE", help="labelled training file (.tsv/.csv with header, .jsonl, CoNLL)")
     p.add_argument("--valid", metavar="FILE", help="labelled validation file")
-    p.add_argument("--text-column", help="text (input) column (default: sentence, text, ...; text2text: input if present)")
-    p.add_argument("--label-column", help="label column, or target column for text2text (default: label; text2text: target if present)")
+    p.add_argument("--test", metavar="FILE", help="labelled test file, evaluated once after training")
+    p.add_argument("--task-type", choices=["sentence", "pair", "regression", "token"], help="override the inferred task type")
+    p.add_argument("--text-column", help="text column, or the first text of a pair (default: inferred; text2text: input if present)")
+    p.add_argument("--text-b-column", help="second text column of a pair (default: inferred)")
+    p.add_argument("--label-column", help="label column (default: label, Quality, score, ...), or target column for text2text "
+                                          "(default: target if present)")
     p.add_argument("--scratch", action="store_true", help="same architecture and tokenizer, random initialisation (baseline)")
     p.add_argument("--method", help="head (encoder + classification head) or text2text (encoder-decoder: generate the target "
                                     "text, e.g. SST-2 as positive/negative; TSVs with input/target columns); "
@@ -107,6 +122,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--doc-split", choices=["blank", "line"], default="blank", help="documents in .txt files: blank-line blocks or lines")
     p.add_argument("--text-column", default="", help="text column/field in .tsv/.csv/.jsonl files")
     p.add_argument("files", nargs="+", metavar="FILE", help="text files (.txt, .jsonl, .tsv, .csv, .zip of .txt)")
+
+    p = sub.add_parser("tag", help="print the named entities a token-classification model finds in a text")
+    p.add_argument("model", help="fine-tuned NER run dir or model dir")
+    p.add_argument("text", help="the text to tag")
+    p.add_argument("--head", help="which token head of a multi-task model (default: its only token head)")
+
+    p = sub.add_parser("evaluate", help="fine-tune and evaluate a model on several tasks; GLUE-style table + chart",
+                       formatter_class=fmt, description=EVALUATE_DESCRIPTION)
+    p.add_argument("model", help="pre-training run dir, model dir, or exported HF dir")
+    p.add_argument("--tasks", default="sst2,mrpc,wikiann", help="comma-separated evaluator names (default: sst2,mrpc,wikiann)")
+    p.add_argument("--budget", help="training budget per task and seed, e.g. 2m or 300steps (default: each task's preset)")
+    p.add_argument("--budgets", help="per-task budgets overriding --budget, e.g. sst2=3m,wikiann=5m")
+    p.add_argument("--seeds", type=int, default=1, help="fine-tune each task with seeds 0..N-1 and report the mean")
+    p.add_argument("--scratch", action="store_true", help="evaluate the architecture from random initialisation instead")
+    p.add_argument("--out", default="runs/evaluate", help="report directory: report.md, report.json, report.png, one run dir per task")
+    # after MODEL, argparse cannot take a second positional list between flags: key=value overrides are
+    # collected in main() from the arguments it does not know
+    p.epilog = "Fine-tuning config overrides for every task go after the flags as key=value, e.g. train.threads=1."
 
     p = sub.add_parser("export", help="export a model for transformers")
     p.add_argument("run_dir", help="run dir or model dir")
@@ -173,7 +206,8 @@ def run(args) -> int:
         from budgetlm.train import distributed
 
         cfg = build_config(FinetuneConfig, args.config, _overrides(args, {
-            "task": "data.task", "train": "data.train", "valid": "data.valid", "text_column": "data.text_column",
+            "task": "data.task", "train": "data.train", "valid": "data.valid", "test": "data.test",
+            "task_type": "data.task_type", "text_column": "data.text_column", "text_b_column": "data.text_b_column",
             "label_column": "data.label_column", "budget": "train.budget", "method": "method", "shots": "prompt.shots"}))
         with distributed.session():
             results = finetune(cfg, args.model, args.out, resume=args.resume, scratch=args.scratch,
@@ -186,6 +220,22 @@ def run(args) -> int:
         summary = build_pmi_vocab(args.files, args.out, args.min_count, args.size, args.doc_split, args.text_column)
         print(f"wrote {summary['entries']:,} n-grams {summary['per_length']} from {summary['words']:,} words "
               f"to {args.out} in {summary['seconds']:.1f}s")
+    elif args.command == "tag":
+        from budgetlm.stages.tag import tag
+
+        found = tag(args.model, args.text, args.head)
+        for text, kind in found:
+            print(f"{kind}\t{text}")
+        if not found:
+            print("no entities found", file=sys.stderr)
+    elif args.command == "evaluate":
+        from budgetlm.stages.evaluate import evaluate, parse_budgets
+
+        tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+        report = evaluate(args.model, tasks, args.out, budgets=parse_budgets(args.budget, args.budgets, tasks),
+                          seeds=args.seeds, scratch=args.scratch, overrides=list(args.overrides))
+        print(report.markdown())
+        print(f"\nreport: {args.out}/report.md, {args.out}/report.json, {args.out}/report.png")
     elif args.command == "export":
         from budgetlm.export.hf import export_hf
 
@@ -219,7 +269,12 @@ def _print_results(what: str, results: dict, out: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "evaluate" and all("=" in a and not a.startswith("-") for a in extra):
+        args.overrides = extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     return guarded(lambda: run(args))
 
 

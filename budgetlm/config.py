@@ -290,20 +290,49 @@ class HeadConfig:
             raise UserError("head.dropout must be in [0, 1)")
 
 
+TASK_TYPES = ("sentence", "pair", "regression", "token")
+
+
 @dataclass
 class TaskDataConfig:
-    """Labelled data for fine-tuning."""
+    """Labelled data for fine-tuning. The task type and columns are inferred from the files unless given."""
 
-    task: str = _f("", "a built-in task (sst2, agnews) resolved in the data root; or give train/valid files")
-    train: str = _f("", "training file (.tsv/.csv with a header row, or .jsonl)")
+    task: str = _f("", "a built-in task (sst2, agnews, mrpc, wikiann, wnut17) resolved in the data root; or give train/valid files")
+    name: str = _f("", "name of this task in reports and of its head in multi-task runs (default: the built-in name or the training file's stem)")
+    task_type: str = _f("", f"one of {TASK_TYPES}; empty = infer from the training file")
+    train: str = _f("", "training file (.tsv/.csv with a header row, .jsonl, or CoNLL token-per-line)")
     valid: str = _f("", "validation file, same format")
-    text_column: str = _f("", "column with the text (default: sentence, text, ...)")
-    label_column: str = _f("label", "column with the label")
+    test: str = _f("", "optional test file, evaluated once after training")
+    valid_every: int = _f(0, "without a valid file: hold out every N-th training example (index % N == 0) for validation")
+    text_column: str = _f("", "column with the text, or the first text of a pair (default: inferred)")
+    text_b_column: str = _f("", "column with the second text of a pair (default: inferred)")
+    label_column: str = _f("", "column with the label (default: label, Quality, score, ...)")
     max_seq_len: int = _f(0, "truncate inputs to this many tokens; 0 = the model's max_seq_len")
+    max_eval_examples: int = _f(0, "evaluate on the first N examples of the valid and test files only; 0 = all")
 
     def validate(self) -> None:
-        if self.max_seq_len < 0:
-            raise UserError("data.max_seq_len must be >= 0")
+        if self.max_seq_len < 0 or self.valid_every < 0 or self.max_eval_examples < 0:
+            raise UserError("data.max_seq_len, data.valid_every and data.max_eval_examples must be >= 0")
+        if self.valid_every == 1:
+            raise UserError("data.valid_every=1 would hold out every example; use 0 (off) or >= 2")
+        if self.task_type:
+            _choice(self, "task_type", TASK_TYPES)
+
+
+SAMPLINGS = ("proportional", "temperature", "uniform")
+
+
+@dataclass
+class MultitaskConfig:
+    """How a multi-task run (a `tasks:` list in the config) picks the task of each batch."""
+
+    sampling: str = _f("temperature", f"one of {SAMPLINGS}: p ~ n, p ~ n^(1/temperature), or equal")
+    temperature: float = _f(2.0, "for sampling=temperature: 1 = proportional, larger = flatter")
+
+    def validate(self) -> None:
+        _choice(self, "sampling", SAMPLINGS)
+        if self.temperature <= 0:
+            raise UserError("multitask.temperature must be > 0")
 
 
 
@@ -337,13 +366,15 @@ class FinetuneConfig:
     method: str = _f("", f"one of {FINETUNE_METHODS}: train a classification head; train an encoder-decoder to write the target text; or score label words with a decoder (prompt, no training); empty = from the model (text2text for an encoder_decoder, else head)")
     max_target_len: int = _f(16, "text2text: longest target in tokens (longer ones are cut); evaluation generates at most this many")
     data: TaskDataConfig = field(default_factory=TaskDataConfig)
+    tasks: list[TaskDataConfig] = _f([], "multi-task: several task sections (as `data`), one head each, one shared encoder")
+    multitask: MultitaskConfig = field(default_factory=MultitaskConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
     prompt: PromptConfig = field(default_factory=PromptConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=1e-4, warmup=0.1, checkpoint_every="5m"))
     dropout: float = _f(-1.0, "override the backbone's dropout while fine-tuning; -1 = keep the pre-training value")
 
     def validate(self) -> None:
-        for section in (self.data, self.head, self.prompt, self.train):
+        for section in (self.data, self.head, self.prompt, self.train, self.multitask, *self.tasks):
             section.validate()
         if self.dropout != -1.0 and not 0.0 <= self.dropout < 1.0:
             raise UserError("dropout must be in [0, 1) (or -1 to keep the backbone's)")
@@ -351,6 +382,12 @@ class FinetuneConfig:
             raise UserError(f"method={self.method!r} is not one of: {', '.join(FINETUNE_METHODS)}")
         if self.max_target_len <= 0:
             raise UserError(f"max_target_len must be > 0, got {self.max_target_len}")
+        if self.tasks and (self.data.task or self.data.train):
+            raise UserError("give either one task (data / --task / --train) or a `tasks:` list, not both")
+        names = [t.name or t.task for t in self.tasks]
+        dupes = sorted({n for n in names if n and names.count(n) > 1})
+        if dupes:
+            raise UserError(f"tasks: duplicate task names {', '.join(dupes)}; give each a distinct `name`")
 
 
 @dataclass
@@ -431,7 +468,7 @@ def _choice(section, name: str, options) -> None:
 def _section_name(section) -> str:
     return {
         ModelConfig: "model", ObjectiveConfig: "objective", DataConfig: "data", TrainConfig: "train",
-        HeadConfig: "head", TaskDataConfig: "data", PromptConfig: "prompt",
+        HeadConfig: "head", TaskDataConfig: "data", PromptConfig: "prompt", MultitaskConfig: "multitask",
     }.get(type(section), type(section).__name__)
 
 
@@ -472,6 +509,10 @@ def _coerce(value, tp, key: str):
             return str(value)
     elif origin is list:
         (item_tp,) = typing.get_args(tp)
+        if dataclasses.is_dataclass(item_tp):  # e.g. FinetuneConfig.tasks: a list of sections
+            if isinstance(value, list):
+                return [from_dict(item_tp, v or {}, prefix=f"{key}[{i}].") for i, v in enumerate(value)]
+            raise UserError(f"{key}: expected a list of sections, got {value!r}")
         if isinstance(value, str):
             value = [value]
         if isinstance(value, list):
@@ -540,6 +581,14 @@ def load_yaml(path: str | Path) -> dict:
     if not isinstance(data, dict):
         raise UserError("a config file must be a mapping of sections", path=str(p))
     return data
+
+
+def preset_path(name: str) -> str:
+    """A preset shipped in the repository's configs/ folder (e.g. 'configs/mrpc-finetune.yaml')."""
+    p = Path(__file__).resolve().parents[1] / name
+    if not p.is_file():
+        raise UserError("preset config not found (run from the repository)", path=str(p))
+    return str(p)
 
 
 def build_config(cls, config_file: str | None = None, overrides: list[str] | None = None, base: dict | None = None):

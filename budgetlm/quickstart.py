@@ -1,7 +1,8 @@
 """`make quickstart`: the main job end to end on the real data in the data root.
 
 tokenizer (WordPiece on the shared English text + SST-2 sentences) -> a few minutes of masked-LM
-pre-training -> a few minutes of SST-2 fine-tuning -> HF export -> a printed table and report.md.
+pre-training -> the evaluation report (a few minutes of SST-2 fine-tuning, a minute each of MRPC and
+WikiANN NER) -> HF export of the SST-2 classifier -> a printed table, report.md and the evaluation table.
 Finished steps are reused when the command is run again with the same --out.
 """
 
@@ -13,20 +14,13 @@ import sys
 from pathlib import Path
 
 from budgetlm.cli import guarded
-from budgetlm.config import FinetuneConfig, PretrainConfig, build_config
+from budgetlm.config import PretrainConfig, build_config, preset_path
 from budgetlm.data.root import data_root, english_pretraining_files
-from budgetlm.errors import UserError
 from budgetlm.train.checkpoint import list_checkpoints
 
 PRETRAIN_CONFIG = "configs/sst2-budget-pretrain.yaml"
-FINETUNE_CONFIG = "configs/sst2-finetune.yaml"
-
-
-def _config_path(name: str) -> str:
-    here = Path(__file__).resolve().parents[1] / name
-    if not here.is_file():
-        raise UserError("preset config not found (run from the repository)", path=str(here))
-    return str(here)
+QUICK_TASKS = ["sst2", "mrpc", "wikiann"]
+QUICK_EVAL_EXAMPLES = 2000  # WikiANN's 10,000-sentence dev and test sets: the first 2,000 keep the quickstart quick
 
 
 def _done(run: Path) -> dict | None:
@@ -39,32 +33,34 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="runs/quickstart")
     ap.add_argument("--pretrain-budget", default="4m")
-    ap.add_argument("--finetune-budget", default="3m")
+    ap.add_argument("--finetune-budget", default="3m", help="SST-2 fine-tuning budget")
+    ap.add_argument("--task-budget", default="1m", help="budget of each quick task in the evaluation report (MRPC, WikiANN)")
     args = ap.parse_args(argv)
     return guarded(lambda: _run(args))
 
 
 def _run(args) -> int:
     from budgetlm.export.hf import export_hf
-    from budgetlm.stages.finetune import finetune
+    from budgetlm.stages.evaluate import evaluate
     from budgetlm.stages.pretrain import pretrain
 
     out = Path(args.out)
     sst2_train = data_root() / "sst2" / "train.tsv"
     train_files = [str(p) for p in english_pretraining_files()] + [str(sst2_train), str(sst2_train)]
 
-    pre_dir, ft_dir, hf_dir = out / "pretrain", out / "finetune-sst2", out / "export-hf"
+    pre_dir, eval_dir, hf_dir = out / "pretrain", out / "eval", out / "export-hf"
+    ft_dir = eval_dir / "sst2" / "seed0"  # the SST-2 run of the evaluation report
     pre = _done(pre_dir)
     if pre is None:
         print(f"== 1/3 pre-training for {args.pretrain_budget} on {len(train_files)} files", file=sys.stderr)
-        cfg = build_config(PretrainConfig, _config_path(PRETRAIN_CONFIG),
+        cfg = build_config(PretrainConfig, preset_path(PRETRAIN_CONFIG),
                            [f"train.budget={args.pretrain_budget}", f"data.train={json.dumps(train_files)}", "train.eval_every=0"])
         pre = pretrain(cfg, pre_dir, resume=bool(list_checkpoints(pre_dir)))
+    print(f"== 2/3 evaluation report: SST-2 for {args.finetune_budget}, MRPC and WikiANN for {args.task_budget} each", file=sys.stderr)
+    evaluation = evaluate(pre_dir, QUICK_TASKS, eval_dir, budgets={"sst2": args.finetune_budget, "mrpc": args.task_budget,
+                                                              "wikiann": args.task_budget},
+                      overrides=[f"data.max_eval_examples={QUICK_EVAL_EXAMPLES}"])
     ft = _done(ft_dir)
-    if ft is None:
-        print(f"== 2/3 fine-tuning on SST-2 for {args.finetune_budget}", file=sys.stderr)
-        cfg = build_config(FinetuneConfig, _config_path(FINETUNE_CONFIG), [f"train.budget={args.finetune_budget}"])
-        ft = finetune(cfg, pre_dir, ft_dir, resume=bool(list_checkpoints(ft_dir)))
     if not hf_dir.exists():
         print("== 3/3 exporting the classifier for transformers", file=sys.stderr)
         export_hf(ft_dir, hf_dir)
@@ -76,7 +72,7 @@ def _run(args) -> int:
         (f"pseudo-perplexity (WikiText-2 valid, {pre['pppl_tokens']} tokens)", f"{pre['pseudo_perplexity']:.1f}"),
         ("SST-2 dev accuracy", f"{100 * ft['accuracy']:.2f}%"),
         ("SST-2 dev macro-F1", f"{100 * ft['macro_f1']:.2f}"),
-        ("fine-tuning", f"{ft['steps']} steps, {ft['train_seconds']:.0f}s"),
+        ("SST-2 fine-tuning", f"{ft['steps']} steps, {ft['train_seconds']:.0f}s"),
     ]
     width = max(len(k) for k, _ in rows)
     lines = ["| metric | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
@@ -85,12 +81,17 @@ def _run(args) -> int:
         *lines, "",
         f"- pre-trained model: `{pre_dir / 'model'}` (loss curve `{pre_dir / 'loss.png'}`)",
         f"- SST-2 classifier: `{ft_dir / 'model'}`", f"- transformers export: `{hf_dir}`",
-        f"- try: `budgetlm fill-mask {pre_dir} \"the movie was [MASK] .\"`", "",
+        f"- try: `budgetlm fill-mask {pre_dir} \"the movie was [MASK] .\"`",
+        f"- and: `budgetlm tag {eval_dir / 'wikiann' / 'seed0'} \"Angela Merkel visited Paris .\"`", "",
+        f"## Evaluation (quick budgets; WikiANN on its first {QUICK_EVAL_EXAMPLES:,} test sentences)", "",
+        evaluation.markdown(), "",
+        f"Chart: `{eval_dir / 'report.png'}`", "",
     ])
     (out / "report.md").write_text(report)
     print()
     for k, v in rows:
         print(f"  {k:<{width}}  {v}")
+    print("\n" + evaluation.markdown())
     print(f"\nmodel: {pre_dir / 'model'}   classifier: {ft_dir / 'model'}   HF export: {hf_dir}")
     print(f"report: {out / 'report.md'}")
     return 0

@@ -159,17 +159,35 @@ def pad_batch(seqs: list[list[int]], type_ids: list[list[int]] | None = None) ->
     return {"ids": ids, "attention_mask": mask, "token_type_ids": types}
 
 
-class ExampleBatches:
-    """Fine-tuning batches of encoded examples: pad_batch(...) plus 'labels' (B,)."""
+IGNORE = -100  # label of positions that carry no loss (padding, non-first sub-tokens)
 
-    def __init__(self, encoded: list[list[int]], labels: list[int], batch_size: int, seed: int):
-        self.encoded, self.labels = encoded, labels
+
+def pad_labels(labels: list, T: int) -> torch.Tensor:
+    """(B,) class ids or float targets; or (B, T) token labels right-padded with IGNORE."""
+    if isinstance(labels[0], list):
+        out = torch.full((len(labels), T), IGNORE, dtype=torch.long)
+        for i, row in enumerate(labels):
+            out[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        return out
+    return torch.tensor(labels, dtype=torch.float if isinstance(labels[0], float) else torch.long)
+
+
+class ExampleBatches:
+    """Fine-tuning batches of encoded examples: pad_batch(...) plus 'labels' ((B,) or (B, T) for token labels)."""
+
+    def __init__(self, encoded: list[list[int]], labels: list, batch_size: int, seed: int,
+                 type_ids: list[list[int]] | None = None):
+        self.encoded, self.labels, self.type_ids = encoded, labels, type_ids
         self.sampler = EpochSampler(len(encoded), batch_size, seed)
+
+    def __len__(self) -> int:
+        return len(self.encoded)
 
     def __next__(self) -> dict:
         idx = self.sampler.next_indices()
-        batch = pad_batch([self.encoded[i] for i in idx])
-        batch["labels"] = torch.tensor([self.labels[i] for i in idx], dtype=torch.long)
+        types = [self.type_ids[i] for i in idx] if self.type_ids is not None else None
+        batch = pad_batch([self.encoded[i] for i in idx], types)
+        batch["labels"] = pad_labels([self.labels[i] for i in idx], batch["ids"].shape[1])
         return batch
 
     def shard(self, rank: int, world: int) -> None:

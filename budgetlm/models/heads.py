@@ -82,3 +82,22 @@ class CausalLMHead(nn.Module):
     def forward(self, hidden: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
         # hidden: (..., D); embedding: (V, D) tied input embedding -> (..., V)
         return F.linear(hidden, embedding if self.proj is None else self.proj.weight)
+
+
+class TokenClassificationHead(nn.Module):
+    """dropout -> linear at every position, as BERT's token classifier (NER)."""
+
+    def __init__(self, cfg: ModelConfig, head: HeadConfig, num_labels: int):
+        super().__init__()
+        self.drop = nn.Dropout(head.dropout)
+        self.classifier = nn.Linear(cfg.d_model, num_labels)
+        nn.init.normal_(self.classifier.weight, 0.0, cfg.init_std)
+        nn.init.zeros_(self.classifier.bias)
+
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        # hidden: (B, T, D) -> logits (B, T, num_labels)
+        return self.classifier(self.drop(hidden))
+
+
+# what a saved model's `heads[...]["head_kind"]` names; every head is built as cls(model_cfg, head_cfg, num_labels)
+HEAD_KINDS = {"sequence": SequenceClassificationHead, "token": TokenClassificationHead}

@@ -1,7 +1,8 @@
 """Save / load a model directory: model.safetensors + config.json (+ tokenizer.json beside them).
 
-config.json describes the checkpoint completely: format version, code version, kind ('mlm', 'clm', 'classifier'
-or 'seq2seq' for an encoder-decoder), the resolved ModelConfig, the head config and label names for classifiers.
+config.json describes the checkpoint completely: format version, code version, kind ('mlm', 'clm', 'classifier',
+'tagger', 'multitask', or 'seq2seq' for an encoder-decoder), the resolved ModelConfig, and for fine-tuned
+encoders every head (kind, task type, head config, label names).
 Weights are loaded with safetensors only; nothing is unpickled.
 """
 
@@ -18,7 +19,7 @@ import budgetlm
 from budgetlm.atomic import fsync_dir, replace_dir
 from budgetlm.config import HeadConfig, ModelConfig, from_dict
 from budgetlm.errors import UserError
-from budgetlm.models import CausalLMHead, EncoderDecoderModel, MaskedLMHead, Model, SequenceClassificationHead
+from budgetlm.models import HEAD_KINDS, CausalLMHead, EncoderDecoderModel, MaskedLMHead, Model, SequenceClassificationHead
 
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
@@ -45,7 +46,15 @@ def build_from_meta(meta: dict) -> Model | EncoderDecoderModel:
         return Model(cfg, {"mlm": MaskedLMHead(cfg)})
     if meta["kind"] == "clm":
         return Model(cfg, {"lm": CausalLMHead(cfg)})
-    if meta["kind"] == "classifier":
+    if meta.get("heads"):  # fine-tuned models: {head name: {head_kind, task_type, labels, head}}
+        heads = {}
+        for name, h in meta["heads"].items():
+            if h.get("head_kind") not in HEAD_KINDS:
+                raise UserError(f"unknown head kind {h.get('head_kind')!r} for head {name!r} in {CONFIG}")
+            head = from_dict(HeadConfig, h.get("head") or {}, prefix="head.")
+            heads[name] = HEAD_KINDS[h["head_kind"]](cfg, head, len(h["labels"]))
+        return Model(cfg, heads)
+    if meta["kind"] == "classifier":  # written before fine-tuned models listed their heads
         head = from_dict(HeadConfig, meta.get("head", {}), prefix="head.")
         return Model(cfg, {"cls": SequenceClassificationHead(cfg, head, len(meta["labels"]))})
     if meta["kind"] == "seq2seq":

@@ -1,102 +1,221 @@
-"""`budgetlm finetune`: a pre-trained encoder + a classification head, trained on labelled sentences; an
-encoder-decoder trained text-to-text (stages/text2text.py); or a decoder prompted with label words (no training)."""
+"""`budgetlm finetune`: a pre-trained encoder + one head per task, trained through the one loop; an
+encoder-decoder trained text-to-text (stages/text2text.py); or a decoder prompted with label words (no training).
+
+Head method: one task (`data` / --task / --train) or several (`tasks:` in the config: one shared encoder, one
+head per task, each batch drawn from one task). Any task type in tasks/registry.py; the stage never asks which.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from budgetlm.config import FinetuneConfig
-from budgetlm.errors import UserError
-from budgetlm.data.batches import ExampleBatches
-from budgetlm.models import Model, SequenceClassificationHead, count_parameters
-from budgetlm.models.io import model_meta, save_model
 from budgetlm.atomic import write_json
+from budgetlm.config import FinetuneConfig, TaskDataConfig
+from budgetlm.data.batches import ExampleBatches
+from budgetlm.errors import UserError
+from budgetlm.models import HEAD_KINDS, Model, count_parameters
+from budgetlm.models.io import model_meta, save_model
 from budgetlm.stages.common import load_any_model, prepare_run_dir
 from budgetlm.stages.text2text import finetune_text2text
+from budgetlm.tasks.base import Split, TaskType, take
+from budgetlm.tasks.classification import classification_metrics, label_ids, label_names, read_examples
+from budgetlm.tasks.multitask import MultiTaskBatches, sampling_probs
 from budgetlm.tasks.prompting import demonstrations, score_labels, verbaliser_map, warn_truncated
-from budgetlm.tasks.classification import (
-    classification_metrics, classification_step, label_ids, label_names, predict, read_examples, resolve_task_files,
-)
+from budgetlm.tasks.registry import TASK_TYPES
+from budgetlm.tasks.resolve import TaskSpec, resolve_task
 from budgetlm.tokenizer import load_tokenizer
 from budgetlm.train import distributed
 from budgetlm.train.logs import plot_loss
 from budgetlm.train.loop import train
 
+SINGLE_HEAD = {"sequence": "cls", "token": "tok"}  # head names of single-task models (HF export expects `cls`)
+SINGLE_KIND = {"sequence": "classifier", "token": "tagger"}
 
-def encode(tok, texts: list[str], max_len: int) -> list[list[int]]:
-    tok.enable_truncation(max_len)
-    return [e.ids for e in tok.encode_batch(texts)]  # [CLS] text [SEP]
+
+@dataclass
+class PreparedTask:
+    spec: TaskSpec
+    kind: TaskType
+    head: str  # its head's name in model.heads
+    labels: list[str]
+    train: Split
+    valid: Split
+    test: Split | None
+
+    def head_meta(self, head_cfg) -> dict:
+        return {"head_kind": self.kind.head_kind, "task_type": self.spec.task_type, "task": self.spec.name,
+                "labels": self.labels, "head": dataclasses.asdict(head_cfg)}
+
+
+def prepare_task(spec: TaskSpec, tok, max_len: int, head: str) -> PreparedTask:
+    """Read, split, label and encode one task's files; every bad input surfaces here, before training."""
+    kind = TASK_TYPES[spec.task_type]
+    train_data = kind.read(spec.train, spec.columns)
+    if spec.valid:
+        valid_data = kind.read(spec.valid, spec.columns)
+    else:  # deterministic hold-out: every valid_every-th example
+        n = len(train_data.lines)
+        held = [i for i in range(n) if i % spec.valid_every == 0]
+        kept = [i for i in range(n) if i % spec.valid_every]
+        if not kept:
+            raise UserError(f"too few examples ({n}) to hold out every {spec.valid_every}th for validation", path=spec.train)
+        train_data, valid_data = take(train_data, kept), take(train_data, held)
+    labels = kind.label_space(train_data)
+    test_data = kind.read(spec.test, spec.columns) if spec.test else None
+    if spec.max_eval_examples:
+        valid_data, test_data = (_first(d, spec.max_eval_examples) if d is not None else None for d in (valid_data, test_data))
+    test = kind.encode(tok, test_data, labels, max_len) if test_data is not None else None
+    return PreparedTask(spec, kind, head, labels, kind.encode(tok, train_data, labels, max_len),
+                        kind.encode(tok, valid_data, labels, max_len), test)
+
+
+def _first(data, n: int):
+    return take(data, list(range(min(n, len(data.lines)))))
+
+
+def _sections(cfg: FinetuneConfig) -> list[TaskDataConfig]:
+    return list(cfg.tasks) if cfg.tasks else [cfg.data]
 
 
 def finetune(cfg: FinetuneConfig, model_path: str | Path, run_dir: str | Path, resume: bool = False, scratch: bool = False,
              trust_pickle: bool = False) -> dict:
     """Dispatch on `cfg.method` (default: the model family's own, DEFAULT_METHODS)."""
     run_dir = Path(run_dir)
-    files = resolve_task_files(cfg.data)
-    prepare_run_dir(run_dir, resume, inputs=list(files[:2]))
+    if not Path(model_path).exists():  # before reading any data
+        raise UserError("model path not found", path=str(model_path))
+    if cfg.method == "head":
+        return finetune_heads(cfg, model_path, run_dir, resume, scratch, trust_pickle=trust_pickle)
     pretrained, meta, tok_file = load_any_model(model_path, trust_pickle)
-    family = pretrained.cfg.family
-    method = cfg.method or DEFAULT_METHODS[family]
-    if family not in METHOD_FAMILIES[method]:
-        raise UserError(f"--method {method} needs a model of family {' or '.join(METHOD_FAMILIES[method])}; "
-                        f"this one is a(n) {family} (kind {meta.get('kind')})", path=str(model_path))
+    method = cfg.method or DEFAULT_METHODS[pretrained.cfg.family]
+    _check_family(method, pretrained, meta, model_path)
+    if method == "head":
+        return finetune_heads(cfg, model_path, run_dir, resume, scratch, (pretrained, meta, tok_file))
+    files = single_task_files(cfg, method)
+    prepare_run_dir(run_dir, resume, inputs=list(files[:2]))
     return METHODS[method](cfg, files, pretrained, tok_file, model_path, run_dir, resume, scratch)
 
 
-def finetune_head(cfg: FinetuneConfig, files: tuple, pretrained, tok_file: Path, model_path, run_dir: Path,
-                  resume: bool, scratch: bool) -> dict:
-    """A pre-trained encoder + a classification head, trained on labelled sentences."""
-    train_file, valid_file, text_col, label_col, header = files
-    train_ex = read_examples(train_file, text_col, label_col, header)
-    valid_ex = read_examples(valid_file, text_col, label_col, header)
-    names = label_names(train_ex)
-    y_train, y_valid = label_ids(train_ex, names), label_ids(valid_ex, names)
+def single_task_files(cfg: FinetuneConfig, method: str) -> tuple:
+    """(train, valid, text/input column, label/target column, header) for the text2text and prompt methods."""
+    if cfg.tasks:
+        raise UserError("multi-task `tasks:` needs --method head (an encoder with one head per task)")
+    d = cfg.data
+    if d.task:
+        spec = resolve_task(d)
+        if not spec.valid:
+            raise UserError(f"--method {method} needs a validation file; built-in task {d.task} has none")
+        return spec.train, spec.valid, spec.columns.text, spec.columns.label, spec.columns.header
+    if not d.train or not d.valid:
+        raise UserError("give --task NAME, or both --train FILE and --valid FILE")
+    return d.train, d.valid, d.text_column, d.label_column or "label", None
+
+
+def _check_family(method: str, pretrained, meta: dict, model_path) -> None:
+    family = pretrained.cfg.family
+    if family not in METHOD_FAMILIES[method]:
+        raise UserError(f"--method {method} needs a model of family {' or '.join(METHOD_FAMILIES[method])}; "
+                        f"this one is a(n) {family} (kind {meta.get('kind')})", path=str(model_path))
+
+
+def finetune_heads(cfg: FinetuneConfig, model_path, run_dir: Path, resume: bool, scratch: bool, loaded=None,
+                   trust_pickle: bool = False) -> dict:
+    """A pre-trained encoder + one head per task (one task, or a `tasks:` list)."""
+    multi = bool(cfg.tasks)
+    specs = [resolve_task(section) for section in _sections(cfg)]
+    if multi:
+        _check_task_names([s.name for s in specs])
+    prepare_run_dir(run_dir, resume, inputs=[f for s in specs for f in s.files()])
+    pretrained, meta, tok_file = loaded or load_any_model(model_path, trust_pickle)
+    _check_family("head", pretrained, meta, model_path)
+    for spec in specs:
+        print(f"task {spec.name}: {spec.inferred}", file=sys.stderr)
 
     model_cfg = dataclasses.replace(pretrained.cfg)
     if cfg.dropout >= 0:
         model_cfg.dropout = cfg.dropout
-    max_len = min(cfg.data.max_seq_len or model_cfg.max_seq_len, model_cfg.max_seq_len)
     tok = load_tokenizer(tok_file)
-    x_train, x_valid = encode(tok, train_ex.texts, max_len), encode(tok, valid_ex.texts, max_len)
+    tasks = []
+    for spec, section in zip(specs, _sections(cfg)):
+        max_len = min(section.max_seq_len or model_cfg.max_seq_len, model_cfg.max_seq_len)
+        head = spec.name if multi else SINGLE_HEAD[TASK_TYPES[spec.task_type].head_kind]
+        tasks.append(prepare_task(spec, tok, max_len, head))
 
     torch.manual_seed(cfg.train.seed)
-    model = Model(model_cfg, {"cls": SequenceClassificationHead(model_cfg, cfg.head, len(names))})
+    heads = {t.head: HEAD_KINDS[t.kind.head_kind](model_cfg, cfg.head, len(t.labels)) for t in tasks}
+    model = Model(model_cfg, heads)
     if not scratch:
         model.encoder.load_state_dict(pretrained.encoder.state_dict())
     del pretrained
+    probs = sampling_probs([len(t.train) for t in tasks], cfg.multitask.sampling, cfg.multitask.temperature)
     if distributed.is_main():
         print(f"fine-tuning {'a randomly initialised' if scratch else 'the pre-trained'} encoder "
-              f"({count_parameters(model) / 1e6:.1f}M parameters) on {len(x_train):,} examples, "
-              f"{len(names)} labels; validating on {len(x_valid):,}", file=sys.stderr)
+              f"({count_parameters(model) / 1e6:.1f}M parameters) on "
+              + "; ".join(f"{t.spec.name}: {len(t.train):,} train / {len(t.valid):,} valid"
+                          + (f" / {len(t.test):,} test" if t.test else "") + f", {len(t.labels)} labels"
+                          + (f", p={p:.2f}" if multi else "") for t, p in zip(tasks, probs)), file=sys.stderr)
         write_json(run_dir / "config.json", {"stage": "finetune", **dataclasses.asdict(cfg), "resolved": {
-            "model": str(model_path), "scratch": scratch, "train_file": train_file, "valid_file": valid_file,
-            "text_column": text_col, "label_column": label_col, "labels": names, "ranks": distributed.world().size}})
+            "model": str(model_path), "scratch": scratch, "sampling_probs": probs,
+            "tasks": [{**dataclasses.asdict(t.spec), "labels": t.labels} for t in tasks], "ranks": distributed.world().size}})
 
     def step_fn(model, batch, step, micro):
-        loss, logits = classification_step(model, batch)
-        acc = (logits.detach().argmax(-1) == batch["labels"]).float().mean()
-        return loss, int(batch["attention_mask"].sum()), {"train_accuracy": round(float(acc), 4)}
+        t = tasks[batch["task"]]
+        hidden = model.encoder(batch["ids"], batch["token_type_ids"], batch["attention_mask"])  # (B, T, D)
+        logits = model.heads[t.head](hidden, batch["attention_mask"])
+        return t.kind.loss(logits, batch["labels"]), int(batch["attention_mask"].sum()), {}
 
     def evaluate(model):
-        return classification_metrics(predict(model, x_valid), y_valid)
+        return _metrics(tasks, model, multi, lambda t: t.valid, prefix="")
 
-    batches = ExampleBatches(x_train, y_train, cfg.train.batch_size, cfg.train.seed)
+    sources = [ExampleBatches(t.train.ids, t.train.targets, cfg.train.batch_size, cfg.train.seed + i, t.train.type_ids)
+               for i, t in enumerate(tasks)]
+    batches = MultiTaskBatches(sources, probs, cfg.train.seed)
     state = train(model, batches, step_fn, cfg.train, run_dir, evaluate=evaluate, resume=resume, desc="finetune")
     results = state.last_eval()
     if not distributed.is_main():  # rank 0 reports for the whole process group
         return results
-    results.update({"steps": state.step, "train_seconds": round(state.elapsed, 1), "valid_file": valid_file,
-                    "labels": names, "scratch": scratch, "pretrained": str(model_path)})
-    save_model(model, run_dir / "model", model_meta(model, "classifier", head=dataclasses.asdict(cfg.head), labels=names,
+    results.update(_metrics([t for t in tasks if t.test], model, multi, lambda t: t.test, prefix="test_"))
+    results.update({"steps": state.step, "train_seconds": round(state.elapsed, 1), "scratch": scratch,
+                    "pretrained": str(model_path)})
+    results["tasks"] = {t.spec.name: {"task_type": t.spec.task_type, "main_metric": t.kind.main_metric,
+                                      "labels": t.labels, "train_file": t.spec.train, "valid_file": t.spec.valid,
+                                      "test_file": t.spec.test} for t in tasks}
+    if not multi:  # a single task's facts at the top level, as before multi-task runs existed
+        results.update({"task_type": tasks[0].spec.task_type, "labels": tasks[0].labels, "valid_file": tasks[0].spec.valid})
+    kind = "multitask" if multi else SINGLE_KIND[tasks[0].kind.head_kind]
+    extra = {}
+    if kind == "classifier":  # the keys the HF export reads
+        extra = {"head": dataclasses.asdict(cfg.head), "labels": tasks[0].labels}
+    save_model(model, run_dir / "model", model_meta(model, kind, **extra, heads={t.head: t.head_meta(cfg.head) for t in tasks},
                                                       stage="finetune", results=results), tok_file)
     write_json(run_dir / "results.json", results)
     plot_loss(run_dir)
     return results
+
+
+def _metrics(tasks: list[PreparedTask], model, multi: bool, split_of, prefix: str) -> dict:
+    out = {}
+    for t in tasks:
+        for k, v in t.kind.metrics(model, t.head, split_of(t), t.labels).items():
+            out[f"{t.spec.name}/{prefix}{k}" if multi else f"{prefix}{k}"] = v
+    return out
+
+
+def _check_task_names(names: list[str]) -> None:
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise UserError(f"tasks: two tasks are named {', '.join(dupes)}; give each a distinct `name`")
+    bad = [n for n in names if not re.fullmatch(r"[A-Za-z0-9_-]+", n)]
+    if bad:
+        raise UserError(f"tasks: task names may hold letters, digits, _ and - only: {', '.join(bad)}")
+
+
 
 
 def finetune_prompt(cfg: FinetuneConfig, files: tuple, model, tok_file: Path, model_path, run_dir: Path,
@@ -129,6 +248,6 @@ def finetune_prompt(cfg: FinetuneConfig, files: tuple, model, tok_file: Path, mo
     return results
 
 
-METHODS = {"head": finetune_head, "text2text": finetune_text2text, "prompt": finetune_prompt}
+METHODS = {"text2text": finetune_text2text, "prompt": finetune_prompt}  # "head": finetune_heads
 METHOD_FAMILIES = {"head": ("encoder",), "text2text": ("encoder_decoder",), "prompt": ("decoder",)}
 DEFAULT_METHODS = {"encoder": "head", "encoder_decoder": "text2text", "decoder": "prompt"}

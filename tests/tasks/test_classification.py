@@ -1,4 +1,5 @@
-"""Sentence classification: labelled files, label sets, unseen labels, metrics."""
+"""Sentence and pair classification: labelled files (MRPC's BOM + CRLF release), label sets, unseen labels,
+pair encoding with segment ids, metrics."""
 
 from __future__ import annotations
 
@@ -7,11 +8,21 @@ import json
 import pytest
 import torch
 
-from budgetlm.config import TaskDataConfig
 from budgetlm.errors import UserError
+from budgetlm.tasks.base import Columns
 from budgetlm.tasks.classification import (
-    classification_metrics, label_ids, label_names, read_examples, resolve_task_files,
+    Examples, classification_metrics, encode_texts, label_ids, label_names, read_examples,
 )
+from budgetlm.tasks.registry import TASK_TYPES
+from budgetlm.tokenizer import CLS, SEP
+
+# the first rows of the original MRPC release: UTF-8 BOM, CRLF, this header
+MRPC = ("\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String\r\n"
+        "1\t702876\t702977\tAmrozi accused his brother , whom he called \" the witness \" , of deliberately distorting his evidence .\t"
+        "Referring to him as only \" the witness \" , Amrozi accused his brother of deliberately distorting his evidence .\r\n"
+        "0\t2108705\t2108831\tYucaipa owned Dominick 's before selling the chain to Safeway in 1998 for $ 2.5 billion .\t"
+        "Yucaipa bought Dominick 's in 1995 for $ 693 million and sold it to Safeway for $ 1.8 billion in 1998 .\r\n")
+MRPC_COLUMNS = Columns("#1 String", "#2 String", "Quality")
 
 
 def test_read_tsv_examples_keeps_line_numbers(tmp_path, capsys):
@@ -76,17 +87,50 @@ def test_single_label_warns(tmp_path, capsys):
     assert "every example has the label '1'" in capsys.readouterr().err
 
 
-def test_task_files_need_a_task_or_both_files():
-    with pytest.raises(UserError, match="give --task NAME, or both --train FILE and --valid FILE"):
-        resolve_task_files(TaskDataConfig(train="a.tsv"))
-    with pytest.raises(UserError, match="unknown --task 'mnli'; built-in tasks: sst2, agnews"):
-        resolve_task_files(TaskDataConfig(task="mnli"))
+def test_mrpc_release_bom_crlf(tmp_path):
+    p = tmp_path / "msr_paraphrase_train.txt"
+    p.write_bytes(MRPC.encode("utf-8"))
+    ex = TASK_TYPES["pair"].read(str(p), MRPC_COLUMNS)
+    assert ex.labels == ["1", "0"] and ex.lines == [2, 3]
+    assert ex.texts[0].startswith("Amrozi accused") and ex.texts_b[1].endswith("in 1998 .")
+    assert not any("\r" in t or "\ufeff" in t for t in ex.texts + ex.texts_b)
 
 
-def test_builtin_task_missing_from_the_data_root():
-    # conftest points BUDGETLM_DATA at an empty directory
-    with pytest.raises(UserError, match="missing from the data root"):
-        resolve_task_files(TaskDataConfig(task="sst2"))
+def test_pair_file_missing_second_column(tmp_path):
+    p = tmp_path / "pairs.tsv"
+    p.write_text("sentence1\tlabel\na\t1\n")
+    with pytest.raises(UserError, match=r"pairs\.tsv: no column 'sentence2' for the second text"):
+        read_examples(p, "sentence1", "label", text_b_column="sentence2")
+
+
+def test_pair_with_an_empty_second_text_is_skipped(tmp_path, capsys):
+    p = tmp_path / "pairs.tsv"
+    p.write_text("sentence1\tsentence2\tlabel\na\tb\t1\nc\t \t0\n")
+    ex = read_examples(p, "sentence1", "label", text_b_column="sentence2")
+    assert ex.texts_b == ["b"]
+    assert "skipped 1 example(s) with empty text" in capsys.readouterr().err
+
+
+def test_pair_encoding_segment_ids(tiny_tokenizer):
+    ex = Examples(["the cat sees", "a dog"], ["0", "1"], [2, 3], "x", texts_b=["a red bird", "the king likes the queen"])
+    ids, types = encode_texts(tiny_tokenizer, ex, 64)
+    for seq, seg, a, b in zip(ids, types, ex.texts, ex.texts_b):
+        na = len(tiny_tokenizer.encode(a, add_special_tokens=False).ids)
+        nb = len(tiny_tokenizer.encode(b, add_special_tokens=False).ids)
+        assert seq[0] == CLS and seq[1 + na] == SEP and seq[-1] == SEP and len(seq) == na + nb + 3
+        assert seg == [0] * (na + 2) + [1] * (nb + 1)  # [CLS] A [SEP] -> 0, B [SEP] -> 1
+
+
+def test_pair_truncation_keeps_both_segments(tiny_tokenizer):
+    long = " ".join(["the cat sees a dog"] * 20)
+    ex = Examples([long], ["0"], [2], "x", texts_b=[long])
+    (seq,), (seg,) = encode_texts(tiny_tokenizer, ex, 16)
+    assert len(seq) == 16 and seq.count(SEP) == 2 and 0 in seg and 1 in seg
+
+
+def test_sentence_encoding_has_one_segment(tiny_tokenizer):
+    (seq,), (seg,) = encode_texts(tiny_tokenizer, Examples(["the cat"], ["0"], [2], "x"), 32)
+    assert seq[0] == CLS and seq[-1] == SEP and set(seg) == {0}
 
 
 def test_metrics():
@@ -94,3 +138,5 @@ def test_metrics():
     m = classification_metrics(logits, [0, 1, 1, 1])
     assert m["accuracy"] == 0.75
     assert m["macro_f1"] == pytest.approx((2 / 3 + 0.8) / 2)
+    assert "f1" not in m  # labels unknown: no positive class
+    assert classification_metrics(logits, [0, 1, 1, 1], ["0", "1"])["f1"] == pytest.approx(0.8)  # P=1, R=2/3

@@ -1,0 +1,108 @@
+"""Downstream figures for docs/results.md: MRPC and WikiANN-en from a pre-trained model (vs --scratch), and a
+multi-task run vs one run per task at the same total step budget.
+
+Each run is `budgetlm finetune` in a child process, so its CPU time is measured exactly (the machine is
+shared: wall time depends on the neighbours, CPU time much less). Finished runs (results.json present) are
+reused, so the script can be re-run to add seeds. Usage:
+
+    BUDGETLM_DATA=/work/shared/data PYTHONPATH=. python bench/tasks_quality.py \
+        --model /work/main/runs/sst2-quality/pretrain --out runs/tasks-quality \
+        --runs mrpc:pretrained:0,wikiann:pretrained:0,multitask:pretrained:0
+    python bench/tasks_quality.py --out runs/tasks-quality --summary bench/results/tasks-quality.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = {
+    "mrpc": "configs/mrpc-finetune.yaml",
+    "wikiann": "configs/wikiann-finetune.yaml",
+    "multitask": "configs/multitask-mrpc-wikiann-finetune.yaml",
+}
+# (results key, what it is) per reported figure
+FIGURES = {
+    "mrpc": [("test_accuracy", "MRPC test accuracy"), ("test_f1", "MRPC test F1")],
+    "wikiann": [("test_f1", "WikiANN-en test entity F1")],
+    "multitask": [("mrpc/test_accuracy", "MRPC test accuracy"), ("mrpc/test_f1", "MRPC test F1"),
+                  ("wikiann/test_f1", "WikiANN-en test entity F1")],
+}
+
+
+def run_one(model: str, out: Path, task: str, arm: str, seed: int, extra: list[str]) -> dict:
+    run_dir = out / f"{task}-{arm}-seed{seed}"
+    if (run_dir / "results.json").exists() and (run_dir / "bench.json").exists():
+        return json.loads((run_dir / "bench.json").read_text())
+    cmd = [sys.executable, "-m", "budgetlm", "finetune", "--model", model, "--config", str(REPO / CONFIGS[task]),
+           "--out", str(run_dir), f"train.seed={seed}", *extra] + (["--scratch"] if arm == "scratch" else [])
+    load_before = os.getloadavg()
+    t0 = time.time()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with open(out / f"{task}-{arm}-seed{seed}.log", "w") as log:
+        code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if code != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed with exit code {code}; see the log in {out}")
+    results = json.loads((run_dir / "results.json").read_text())
+    record = {
+        "task": task, "arm": arm, "seed": seed, "command": " ".join(cmd[1:]), "wall_s": round(time.time() - t0, 1),
+        "cpu_s": round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 1),
+        "train_seconds": results["train_seconds"], "steps": results["steps"],
+        "loadavg_before": [round(x, 2) for x in load_before], "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+        "results": {k: v for k, v in results.items() if isinstance(v, (int, float))},
+    }
+    (run_dir / "bench.json").write_text(json.dumps(record, indent=2))
+    print(f"{task} {arm} seed {seed}: " + ", ".join(f"{name} {record['results'].get(k, float('nan')):.4f}" for k, name in FIGURES[task])
+          + f" ({record['cpu_s']:.0f} CPU-s, {record['wall_s']:.0f} s wall, load {record['loadavg_before'][0]})", flush=True)
+    return record
+
+
+def summarize(out: Path) -> dict:
+    records = [json.loads(p.read_text()) for p in sorted(out.glob("*/bench.json"))]
+    table = {}
+    for r in records:
+        for key, name in FIGURES[r["task"]]:
+            row = table.setdefault(f"{r['task']} {r['arm']}: {name}", {"values": [], "cpu_s": [], "steps": [], "loadavg": []})
+            row["values"].append(r["results"][key])
+            row["cpu_s"].append(r["cpu_s"])
+            row["steps"].append(r["steps"])
+            row["loadavg"].append(r["loadavg_before"][0])
+    for row in table.values():
+        row["mean"] = statistics.mean(row["values"])
+        row["std"] = statistics.stdev(row["values"]) if len(row["values"]) > 1 else 0.0
+        row["n"] = len(row["values"])
+    return {"rows": table, "runs": records}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="/work/main/runs/sst2-quality/pretrain")
+    ap.add_argument("--out", default="runs/tasks-quality")
+    ap.add_argument("--runs", default="", help="comma-separated task:arm:seed (task: mrpc, wikiann, multitask; arm: pretrained, scratch)")
+    ap.add_argument("--summary", help="write the summary of every finished run in --out to this JSON file")
+    ap.add_argument("overrides", nargs="*", help="extra config overrides for every run")
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for item in filter(None, args.runs.split(",")):
+        task, arm, seed = item.split(":")
+        run_one(args.model, out, task, arm, int(seed), args.overrides)
+    if args.summary:
+        summary = summarize(out)
+        Path(args.summary).write_text(json.dumps(summary, indent=2))
+        for name, row in summary["rows"].items():
+            print(f"{name:<55} {100 * row['mean']:.2f} ± {100 * row['std']:.2f} (n={row['n']}, "
+                  f"{statistics.mean(row['cpu_s']):.0f} CPU-s, {statistics.mean(row['steps']):.0f} steps)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""`budgetlm evaluate MODEL --tasks sst2,mrpc,wikiann`: fine-tune/evaluate per task, then one GLUE-style report.
+
+Each task name maps to an *evaluator* in `EVALUATORS`: a callable `(EvalContext) -> Score`. Fine-tuning tasks
+use `FinetuneEvaluator` with the task's preset in configs/; another kind of evaluation (e.g. STS-B Spearman of
+sentence-embedding cosines) adds its own entry:
+
+    from budgetlm.stages.evaluate import EVALUATORS, Score
+    EVALUATORS["stsb"] = my_stsb_evaluator  # def my_stsb_evaluator(ctx: EvalContext) -> Score
+
+Every run lives in `<out>/<task>/seed<k>`; a finished one (results.json) is reused, an interrupted one resumed.
+The report is written as report.md, report.json and report.png in `<out>`.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from budgetlm.atomic import write_json
+from budgetlm.config import FinetuneConfig, build_config, parse_budget, preset_path
+from budgetlm.errors import UserError
+from budgetlm.train.checkpoint import list_checkpoints
+
+
+@dataclass
+class EvalContext:
+    model: str  # the model being evaluated (run dir, model dir or HF export)
+    run_dir: Path  # this task's folder inside the report directory
+    budget: str | None  # training budget per seed; None = the evaluator's preset
+    seeds: int
+    scratch: bool
+    overrides: list[str] = field(default_factory=list)  # config overrides for every fine-tuning run
+
+
+@dataclass
+class Score:
+    task: str
+    metric: str  # what `value` is, e.g. "test accuracy"
+    value: float  # mean over seeds, as a fraction (accuracy, F1) or a correlation
+    values: list[float]  # one per seed
+    extra: dict = field(default_factory=dict)  # other means, e.g. {"test F1": 0.81}
+    detail: str = ""  # how it was obtained, e.g. "200 steps x 3 seeds"
+
+    @property
+    def std(self) -> float:
+        return statistics.stdev(self.values) if len(self.values) > 1 else 0.0
+
+
+Evaluator = Callable[[EvalContext], Score]
+
+
+@dataclass
+class FinetuneEvaluator:
+    """Fine-tune with a preset (configs/...) once per seed; report results[metric] averaged over seeds."""
+
+    task: str
+    preset: str
+    metric: str  # key in results.json
+    label: str  # how the report names it
+    extra: dict = field(default_factory=dict)  # more results keys to average: {key: label}
+
+    def __call__(self, ctx: EvalContext) -> Score:
+        from budgetlm.stages.finetune import finetune
+
+        runs = []
+        for seed in range(ctx.seeds):
+            run = ctx.run_dir / f"seed{seed}"
+            done = run / "results.json"
+            if not done.exists():
+                overrides = [f"data.task={self.task}", f"train.seed={seed}", *ctx.overrides]
+                if ctx.budget:
+                    overrides.append(f"train.budget={ctx.budget}")
+                cfg = build_config(FinetuneConfig, preset_path(self.preset), overrides)
+                print(f"== {self.task} seed {seed}: fine-tuning for {cfg.train.budget}", file=sys.stderr)
+                finetune(cfg, ctx.model, run, resume=bool(list_checkpoints(run)), scratch=ctx.scratch)
+            runs.append(json.loads(done.read_text()))
+        values = [float(r[self.metric]) for r in runs]
+        extra = {label: statistics.mean(float(r[k]) for r in runs) for k, label in self.extra.items() if all(k in r for r in runs)}
+        steps = statistics.mean(r["steps"] for r in runs)
+        return Score(self.task, self.label, statistics.mean(values), values, extra,
+                     f"{steps:.0f} steps, {len(runs)} seed{'s' if len(runs) > 1 else ''}")
+
+
+EVALUATORS: dict[str, Evaluator] = {
+    "sst2": FinetuneEvaluator("sst2", "configs/sst2-finetune.yaml", "accuracy", "dev accuracy"),
+    "agnews": FinetuneEvaluator("agnews", "configs/agnews-finetune.yaml", "accuracy", "test accuracy", {"macro_f1": "macro-F1"}),
+    "mrpc": FinetuneEvaluator("mrpc", "configs/mrpc-finetune.yaml", "test_accuracy", "test accuracy", {"test_f1": "F1"}),
+    "wikiann": FinetuneEvaluator("wikiann", "configs/wikiann-finetune.yaml", "test_f1", "test entity F1"),
+    "wnut17": FinetuneEvaluator("wnut17", "configs/wnut17-finetune.yaml", "test_f1", "test entity F1"),
+}
+
+
+@dataclass
+class Report:
+    model: str
+    scratch: bool
+    scores: list[Score]
+
+    def markdown(self) -> str:
+        """GLUE-style: one row per model, one column per task (score x100), the unweighted average last."""
+        head = ["model"] + [f"{s.task} ({s.metric})" for s in self.scores] + ["average"]
+        avg = statistics.mean(s.value for s in self.scores)
+        name = Path(self.model).name + (" (scratch)" if self.scratch else "")
+        cells = [name] + [_cell(s) for s in self.scores] + [f"{100 * avg:.1f}"]
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head), "| " + " | ".join(cells) + " |", ""]
+        lines += ["| task | metric | score | per seed | how |", "|---|---|---|---|---|"]
+        for s in self.scores:
+            more = "".join(f"; {k} {100 * v:.1f}" for k, v in s.extra.items())
+            lines.append(f"| {s.task} | {s.metric}{more} | {100 * s.value:.1f} | "
+                         f"{', '.join(f'{100 * v:.1f}' for v in s.values)} | {s.detail} |")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "scratch": self.scratch,
+                "average": statistics.mean(s.value for s in self.scores),
+                "scores": [{**asdict(s), "std": s.std} for s in self.scores]}
+
+    def plot(self, path: Path) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(self.scores), 3.6))
+        x = range(len(self.scores))
+        ax.bar(x, [100 * s.value for s in self.scores], yerr=[100 * s.std for s in self.scores], capsize=4, color="#4c72b0")
+        for i, s in enumerate(self.scores):
+            ax.text(i, 100 * s.value + 1, f"{100 * s.value:.1f}", ha="center", va="bottom", fontsize=9)
+        ax.set_xticks(list(x), [f"{s.task}\n{s.metric}" for s in self.scores], fontsize=8)
+        ax.set_ylim(0, 105)
+        ax.set_ylabel("score (x100)")
+        ax.set_title(Path(self.model).name + (" (scratch)" if self.scratch else ""), fontsize=10)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+
+
+def _cell(s: Score) -> str:
+    extra = "/".join(f"{100 * v:.1f}" for v in s.extra.values())
+    return f"{100 * s.value:.1f}" + (f"/{extra}" if extra else "")
+
+
+def parse_budgets(budget: str | None, per_task: str | None, tasks: list[str]) -> dict[str, str | None]:
+    """{task: budget or None}; `per_task` is 'sst2=3m,wikiann=300steps' and wins over `budget`."""
+    out = {t: budget for t in tasks}
+    for item in filter(None, (per_task or "").split(",")):
+        if "=" not in item:
+            raise UserError(f"--budgets: {item!r} must look like task=budget, e.g. mrpc=2m")
+        task, value = (x.strip() for x in item.split("=", 1))
+        if task not in out:
+            raise UserError(f"--budgets names {task!r}, which is not in --tasks ({', '.join(tasks)})")
+        out[task] = value
+    for task, value in out.items():
+        if value:
+            parse_budget(value, f"budget for {task}")
+    return out
+
+
+def evaluate(model: str | Path, tasks: list[str], out: str | Path, budgets: dict[str, str | None] | None = None,
+             seeds: int = 1, scratch: bool = False, overrides: list[str] | None = None) -> Report:
+    unknown = [t for t in tasks if t not in EVALUATORS]
+    if unknown or not tasks:
+        raise UserError(f"unknown task(s) {', '.join(unknown) or '(none given)'}; evaluators: {', '.join(EVALUATORS)}")
+    if seeds < 1:
+        raise UserError("--seeds must be >= 1")
+    if not Path(model).exists():
+        raise UserError("model path not found", path=str(model))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    scores = []
+    for task in tasks:
+        ctx = EvalContext(str(model), out / task, (budgets or {}).get(task), seeds, scratch, list(overrides or []))
+        scores.append(EVALUATORS[task](ctx))
+    report = Report(str(model), scratch, scores)
+    (out / "report.md").write_text(f"# Evaluation of `{model}`\n\n" + report.markdown() + "\n")
+    write_json(out / "report.json", report.to_dict())
+    report.plot(out / "report.png")
+    return report
