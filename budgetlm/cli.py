@@ -137,8 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=1, help="fine-tune each task with seeds 0..N-1 and report the mean")
     p.add_argument("--scratch", action="store_true", help="evaluate the architecture from random initialisation instead")
     p.add_argument("--out", default="runs/evaluate", help="report directory: report.md, report.json, report.png, one run dir per task")
-    # after MODEL, argparse cannot take a second positional list between flags: key=value overrides are
-    # collected in main() from the arguments it does not know
+    # after MODEL, argparse cannot take a second positional list: _Parser.parse_args collects the key=value
+    # overrides from the arguments it does not know
+    p.set_defaults(overrides=[])
     p.epilog = "Fine-tuning config overrides for every task go after the flags as key=value, e.g. train.threads=1."
 
     p = sub.add_parser("export", help="export a model for transformers")
@@ -269,12 +270,7 @@ def _print_results(what: str, results: dict, out: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if args.command == "evaluate" and all("=" in a and not a.startswith("-") for a in extra):
-        args.overrides = extra
-    elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args = build_parser().parse_args(argv)  # _Parser.parse_args: key=value overrides may come between flags
     return guarded(lambda: run(args))
 
 

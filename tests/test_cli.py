@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from budgetlm.cli import main
+from budgetlm.cli import build_parser, main
 
 TINY_MODEL = ["model.d_model=32", "model.n_layers=2", "model.n_heads=2", "model.d_ff=64", "model.max_seq_len=32"]
 TINY_TRAIN = ["train.batch_size=4", "train.log_every=1", "train.threads=1", "train.checkpoint_every=1000steps"]
@@ -259,3 +259,14 @@ def test_export_then_use_the_export_dir(pipeline, tmp_path, capsys):
                              "train.batch_size=8", "train.threads=1")
     assert code == 0, err
     assert json.loads((tmp_path / "ft" / "results.json").read_text())["steps"] == 2
+
+
+def test_overrides_may_come_between_flags():
+    args = build_parser().parse_args(["finetune", "--model", "m", "--task", "sst2", "train.seed=3", "--scratch", "train.threads=1"])
+    assert args.scratch and sorted(args.overrides) == ["train.seed=3", "train.threads=1"]
+
+
+def test_stray_arguments_are_still_refused(capsys):
+    with pytest.raises(SystemExit) as e:
+        build_parser().parse_args(["finetune", "--model", "m", "train.seed=1", "--scratch", "stray", "--bogus"])
+    assert e.value.code == 2 and "unrecognized arguments: stray --bogus" in capsys.readouterr().err
