@@ -1,10 +1,13 @@
 """Does pre-training pay for itself on two CPU cores? SST-2 dev accuracy, pre-trained vs from scratch.
 
 Runs (each through the CLI, so the commands are exactly what a user types):
-  1. budgetlm pretrain --config configs/sst2-budget-pretrain.yaml  (20 minutes, shared English text + SST-2 sentences)
-  2. budgetlm finetune --config configs/sst2-finetune.yaml --model <pretrain run>             (seeds 0, 1, 2)
-  3. budgetlm finetune --config configs/sst2-finetune.yaml --model <pretrain run> --scratch   (seeds 0, 1, 2)
+  1. budgetlm pretrain --config PRETRAIN_CONFIG  (shared English text + the unlabelled SST-2 sentences)
+  2. budgetlm finetune --config FINETUNE_CONFIG --model <pretrain run>             (seeds 0, 1, 2)
+  3. budgetlm finetune --config FINETUNE_CONFIG --model <pretrain run> --scratch   (seeds 0, 1, 2)
 and prints mean +- std of SST-2 dev accuracy for both arms. Steps whose results.json exists are reused.
+
+With --paired (the default), the two arms of one seed run at the same time, one core and one thread each,
+so both see the same machine conditions under the same wall-clock budget.
 
     python bench/sst2_quality.py --out runs/sst2-quality
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -21,52 +25,82 @@ from pathlib import Path
 from budgetlm.data.root import data_root, english_pretraining_files
 
 
-def run(cmd: list[str]) -> None:
+def launch(cmd: list[str], log: Path) -> subprocess.Popen:
     print("$ " + " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+
+def wait_all(procs: list[subprocess.Popen]) -> None:
+    codes = [p.wait() for p in procs]
+    if any(codes):
+        sys.exit(f"a run failed (exit codes {codes}); see the .log files")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="runs/sst2-quality")
+    ap.add_argument("--config", default="configs/sst2-budget-pretrain.yaml", help="pre-training config")
+    ap.add_argument("--finetune-config", default="configs/sst2-finetune.yaml")
+    ap.add_argument("--sst2-repeats", type=int, default=6,
+                    help="list the unlabelled SST-2 training sentences this many times beside the English text")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--pretrain-budget", default=None, help="override the config's budget (e.g. for a smoke run)")
     ap.add_argument("--finetune-budget", default=None)
+    ap.add_argument("--sequential", action="store_true", help="run fine-tunes one at a time with all threads")
+    ap.add_argument("--tokenizer", help="reuse this tokenizer instead of training one")
+    ap.add_argument("pretrain_overrides", nargs="*", metavar="key=value")
     args = ap.parse_args()
     out = Path(args.out)
     bl = [sys.executable, "-m", "budgetlm"]
-    sst2 = data_root() / "sst2" / "train.tsv"
-    train_files = [str(p) for p in english_pretraining_files()] + [str(sst2), str(sst2)]
+    sst2 = str(data_root() / "sst2" / "train.tsv")
+    train_files = [str(p) for p in english_pretraining_files()] + [sst2] * args.sst2_repeats
 
     pre = out / "pretrain"
     if not (pre / "results.json").exists():
-        cmd = bl + ["pretrain", "--config", "configs/sst2-budget-pretrain.yaml", "--train", *train_files, "--out", str(pre)]
+        cmd = bl + ["pretrain", "--config", args.config, "--train", *train_files, "--out", str(pre)]
         if args.pretrain_budget:
             cmd += ["--budget", args.pretrain_budget]
-        run(cmd)
-    table = {"pretrain": json.loads((pre / "results.json").read_text())}
+        if args.tokenizer:
+            cmd += ["--tokenizer", args.tokenizer]
+        cmd += ["--resume"] if (pre / "checkpoints").exists() else []
+        wait_all([launch(cmd + args.pretrain_overrides, out / "pretrain.log")])
+    table = {"pretrain": json.loads((pre / "results.json").read_text()), "command": " ".join(sys.argv)}
+
+    def finetune_cmd(arm: str, seed: int) -> tuple[list[str], Path]:
+        d = out / f"finetune-{arm}-seed{seed}"
+        cmd = bl + ["finetune", "--config", args.finetune_config, "--model", str(pre), "--out", str(d)]
+        cmd += ["--scratch"] if arm == "scratch" else []
+        if args.finetune_budget:
+            cmd += ["--budget", args.finetune_budget]
+        cmd += [f"train.seed={seed}"] + ([] if args.sequential else ["train.threads=1"])
+        return cmd, d
+
+    for seed in args.seeds:
+        todo = [finetune_cmd(arm, seed) for arm in ("pretrained", "scratch")]
+        todo = [(c, d) for c, d in todo if not (d / "results.json").exists()]
+        if args.sequential:
+            for c, d in todo:
+                wait_all([launch(c, d.with_suffix(".log"))])
+        else:
+            wait_all([launch(c, d.with_suffix(".log")) for c, d in todo])
+
     for arm in ("pretrained", "scratch"):
-        accs = []
-        for seed in args.seeds:
-            d = out / f"finetune-{arm}-seed{seed}"
-            if not (d / "results.json").exists():
-                cmd = bl + ["finetune", "--config", "configs/sst2-finetune.yaml", "--model", str(pre), "--out", str(d),
-                            f"train.seed={seed}"] + (["--scratch"] if arm == "scratch" else [])
-                if args.finetune_budget:
-                    cmd += ["--budget", args.finetune_budget]
-                run(cmd)
-            accs.append(json.loads((d / "results.json").read_text())["accuracy"])
-        table[arm] = {"accuracies": accs, "mean": statistics.mean(accs), "std": statistics.stdev(accs) if len(accs) > 1 else 0.0}
+        results = [json.loads((out / f"finetune-{arm}-seed{s}" / "results.json").read_text()) for s in args.seeds]
+        accs = [r["accuracy"] for r in results]
+        table[arm] = {"accuracies": accs, "steps": [r["steps"] for r in results], "mean": statistics.mean(accs),
+                      "std": statistics.stdev(accs) if len(accs) > 1 else 0.0}
     gain = 100 * (table["pretrained"]["mean"] - table["scratch"]["mean"])
     table["gain_points"] = gain
+    table["load_average_at_end"] = os.getloadavg()
     (out / "summary.json").write_text(json.dumps(table, indent=2))
     p = table["pretrain"]
     print(f"\npre-training: {p['steps']} steps, {p['train_tokens']:,} tokens in {p['train_seconds']:.0f}s; "
-          f"WikiText-2 valid MLM acc {p['mlm_accuracy']:.3f}, pseudo-perplexity {p['pseudo_perplexity']:.1f}")
+          f"MLM loss {p['mlm_loss']:.3f}, acc {p['mlm_accuracy']:.3f}, pseudo-perplexity {p['pseudo_perplexity']:.1f}")
     for arm in ("pretrained", "scratch"):
         t = table[arm]
         print(f"SST-2 dev accuracy, {arm:<10}: {100 * t['mean']:.2f} +- {100 * t['std']:.2f}  "
-              f"(seeds: {', '.join(f'{100 * a:.2f}' for a in t['accuracies'])})")
+              f"(seeds: {', '.join(f'{100 * a:.2f}' for a in t['accuracies'])}; steps {t['steps']})")
     print(f"gain from pre-training: {gain:+.2f} points (target: >= +1.5, and pre-trained >= 83%)")
 
 
