@@ -46,7 +46,7 @@ def _run(args) -> int:
 
     out = Path(args.out)
     sst2_train = data_root() / "sst2" / "train.tsv"
-    train_files = [str(p) for p in english_pretraining_files()] + [str(sst2_train), str(sst2_train)]
+    train_files = [str(p) for p in english_pretraining_files()] + [str(sst2_train)] * 6  # as bench/sst2_quality.py
 
     pre_dir, eval_dir, hf_dir = out / "pretrain", out / "eval", out / "export-hf"
     ft_dir = eval_dir / "sst2" / "seed0"  # the SST-2 run of the evaluation report
