@@ -171,7 +171,7 @@ CASES = [
     ("finetune: --text-column not there", lambda d: finetune(d, extra=["--text-column", "body"]), ["{d}/train.tsv: no column 'body'"]),
     ("finetune: header only", lambda d: finetune(d, train="header-only.tsv"), ["{d}/header-only.tsv: no examples found"]),
     ("finetune: label unseen in training", lambda d: finetune(d, valid="unseen-label.tsv"), ["{d}/unseen-label.tsv:3: label 'maybe' does not occur in the training data"]),
-    ("finetune: JSON lines without the label", lambda d: finetune(d, train="no-field.jsonl"), ["{d}/no-field.jsonl:1: needs fields"]),
+    ("finetune: JSON lines without the label", lambda d: finetune(d, train="no-field.jsonl"), ["{d}/no-field.jsonl", "no label column"]),
     ("finetune: unknown --task", lambda d: finetune(d, extra=["--task", "mnli"])[:1] + ["--model", d / "pre", "--task", "mnli", "--out", d / "out"], ["unknown --task 'mnli'"]),
     ("finetune: neither task nor files", lambda d: ["finetune", "--model", d / "pre", "--out", d / "out"], ["give --task NAME"]),
     # --- absurd settings
