@@ -46,6 +46,12 @@ class MultiTaskBatches:
         batch["task"] = task
         return batch
 
+    def shard(self, rank: int, world: int) -> None:
+        """Under torchrun: the task draw is a pure function of (seed, step), so every rank draws the same task,
+        and each takes its own slice of that task's global batch."""
+        for s in self.sources:
+            s.shard(rank, world)
+
     def state_dict(self) -> dict:
         return {"drawn": self.drawn, "sources": [s.state_dict() for s in self.sources]}
 
