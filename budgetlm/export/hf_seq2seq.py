@@ -36,7 +36,7 @@ class Seq2SeqFamily:
 
 # BART's LayerNorms are nn.LayerNorm(d_model) with the default eps and a bias
 _COMMON = dict(family="encoder_decoder", position="learned", glu=False, bias=True, embedding_norm=True,
-               first_block_norm=True, type_vocab_size=0, norm_eps=1e-5)
+               first_block_norm=True, type_vocab_size=0, norm_eps=1e-5, norm="layernorm")
 
 FAMILIES: dict[str, Seq2SeqFamily] = {
     "bart": Seq2SeqFamily("bart", dict(norm_position="post", **_COMMON), "BartConfig", "BartForConditionalGeneration", False),
