@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from budgetlm.config import FinetuneConfig, GenerateConfig, PretrainConfig, build_config, describe
+from budgetlm.config import TASK_TYPES, FinetuneConfig, GenerateConfig, PretrainConfig, build_config, describe
 from budgetlm.errors import UserError
 
 FINETUNE_DESCRIPTION = """Fine-tune on labelled data. The task type is inferred from the training file and printed:
@@ -94,11 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=fmt, description=FINETUNE_DESCRIPTION,
                        epilog=EPILOG_OVERRIDES + "\n".join(describe(FinetuneConfig)))
     p.add_argument("--model", required=True, help="pre-training run dir, model dir, or exported HF dir")
-    p.add_argument("--task", help="built-in task resolved in the data root: sst2, agnews, mrpc, wikiann, wnut17")
+    p.add_argument("--task", help="built-in task resolved in the data root: sst2, agnews, mrpc, wikiann, wnut17; stsb (sentence embeddings)")
     p.add_argument("--train", metavar="FILE", help="labelled training file (.tsv/.csv with header, .jsonl, CoNLL)")
     p.add_argument("--valid", metavar="FILE", help="labelled validation file")
     p.add_argument("--test", metavar="FILE", help="labelled test file, evaluated once after training")
-    p.add_argument("--task-type", choices=["sentence", "pair", "regression", "token"], help="override the inferred task type")
+    p.add_argument("--task-type", choices=list(TASK_TYPES),
+                   help="override the inferred task type; embedding (sentence embeddings, never inferred): --train takes STS, "
+                        "MRPC, two-column (positive pairs) or one-column/.txt (SimCSE) files, --valid an STS-scored file")
     p.add_argument("--text-column", help="text column, or the first text of a pair (default: inferred; text2text: input if present)")
     p.add_argument("--text-b-column", help="second text column of a pair (default: inferred)")
     p.add_argument("--label-column", help="label column (default: label, Quality, score, ...), or target column for text2text "
@@ -141,6 +143,21 @@ def build_parser() -> argparse.ArgumentParser:
     # overrides from the arguments it does not know
     p.set_defaults(overrides=[])
     p.epilog = "Fine-tuning config overrides for every task go after the flags as key=value, e.g. train.threads=1."
+
+    p = sub.add_parser("embed", help="embed texts (one per line, or a column) into an .npy matrix")
+    p.add_argument("model", help="run dir, model dir or transformers dir (an embedding model, or any encoder: mean-pooled)")
+    p.add_argument("file", help="a .txt file (one text per line) or a .tsv/.csv/.jsonl file (see --text-column)")
+    p.add_argument("--out", required=True, help="output .npy: (texts, dim) float32, L2-normalised rows in file order")
+    p.add_argument("--text-column", default="", help="text column/field in .tsv/.csv/.jsonl files (default: text, sentence, ...)")
+    p.add_argument("--batch-size", type=int, default=64, help="texts per forward pass")
+
+    p = sub.add_parser("similar", help="the texts of a file most similar to a query (cosine of sentence embeddings)")
+    p.add_argument("model", help="run dir, model dir or transformers dir")
+    p.add_argument("query", help="the text to search for")
+    p.add_argument("file", help="a .txt file (one text per line) or a .tsv/.csv/.jsonl file (see --text-column)")
+    p.add_argument("--top-k", type=int, default=5, help="how many texts to show")
+    p.add_argument("--text-column", default="", help="text column/field in .tsv/.csv/.jsonl files")
+    p.add_argument("--batch-size", type=int, default=64, help="texts per forward pass")
 
     p = sub.add_parser("export", help="export a model for transformers")
     p.add_argument("run_dir", help="run dir or model dir")
@@ -237,6 +254,17 @@ def run(args) -> int:
                           seeds=args.seeds, scratch=args.scratch, overrides=list(args.overrides))
         print(report.markdown())
         print(f"\nreport: {args.out}/report.md, {args.out}/report.json, {args.out}/report.png")
+    elif args.command in ("embed", "similar"):
+        from budgetlm.stages.embed import embed_file, similar
+
+        if args.batch_size < 1:
+            raise UserError("--batch-size must be >= 1")
+        if args.command == "embed":
+            out, shape = embed_file(args.model, args.file, args.out, args.text_column, args.batch_size)
+            print(f"wrote {shape[0]} x {shape[1]} embeddings to {out}")
+        else:
+            for score, text in similar(args.model, args.query, args.file, args.top_k, args.text_column, args.batch_size):
+                print(f"{score:.3f}  {text}")
     elif args.command == "export":
         from budgetlm.export.hf import export_hf
 

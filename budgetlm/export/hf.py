@@ -21,7 +21,9 @@ Weights are read with safetensors only; nothing is unpickled (a `pytorch_model.b
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -37,7 +39,8 @@ from budgetlm.models.io import (
     CONFIG, TOKENIZER, WEIGHTS, build_from_meta, is_model_dir, load_model, model_meta, resolve_model_dir,
 )
 from budgetlm.export.hf_families import EXPORT_NOTE, FAMILIES, Family, head_of, select_family
-from budgetlm.tokenizer import CLS, MASK, SEP, save_for_transformers
+from budgetlm.data.cache import default_cache_dir
+from budgetlm.tokenizer import CLS, MASK, PAD, SEP, conform_tokenizer_json, save_for_transformers
 
 
 # ----------------------------------------------------------------------------------------------- budgetlm -> HF
@@ -286,6 +289,8 @@ def from_hf(hf_dir: str | Path, trust_pickle: bool = False) -> tuple[Model, dict
     if kind is None:
         raise UserError(f"architectures {archs} name none of: {', '.join(family.classes.values())}", path=str(p))
     hf_state = _read_hf_weights(p, trust_pickle)  # before transformers is imported: a refusal should be quick
+    if kind == "encoder" and family.base_prefix:  # a bare backbone saves its keys without the prefix
+        hf_state = {k if k.startswith(family.base_prefix) else family.base_prefix + k: v for k, v in hf_state.items()}
 
     import transformers
 
@@ -321,7 +326,11 @@ def from_hf(hf_dir: str | Path, trust_pickle: bool = False) -> tuple[Model, dict
 
 
 def load_any(path: str | Path, trust_pickle: bool = False) -> tuple[Model, dict, Path]:
-    """A budgetlm model dir or a transformers dir -> (model, meta, tokenizer.json path)."""
+    """A budgetlm model dir or a transformers dir -> (model, meta, tokenizer.json path).
+
+    A transformers tokenizer whose special tokens are not at budgetlm's ids 0-4 (BERT's vocab has [CLS] at 101)
+    is renumbered, and the embedding rows with it; the renumbered tokenizer.json is written to the cache.
+    """
     p = Path(path)
     if is_model_dir(p):
         model, meta = load_model(p)
@@ -331,4 +340,35 @@ def load_any(path: str | Path, trust_pickle: bool = False) -> tuple[Model, dict,
         raise UserError("neither a budgetlm model directory nor a transformers one (no config.json)", path=str(p))
     if not (p / TOKENIZER).is_file():
         raise UserError(f"no {TOKENIZER} beside the model", path=str(p))
-    return model, meta, p / TOKENIZER
+    if meta.get("format") == "budgetlm" and is_model_dir(p):
+        return model, meta, p / TOKENIZER
+    return model, meta, _conformed_tokenizer(model, p / TOKENIZER)
+
+
+def _conformed_tokenizer(model: Model, tok_file: Path) -> Path:
+    """tokenizer.json with budgetlm's special ids (see tokenizer.conform_tokenizer_json); permutes `model`'s rows."""
+    try:
+        raw = tok_file.read_bytes()
+        original = json.loads(raw)
+        data, inv = conform_tokenizer_json(original)
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
+        raise UserError(f"cannot read the tokenizer ({e})", path=str(tok_file)) from None
+    if inv is None and original.get("padding") is None and original.get("truncation") is None:
+        return tok_file  # already budgetlm's conventions (e.g. a budgetlm export)
+    if inv is not None:
+        if len(inv) > model.cfg.vocab_size:
+            raise UserError(f"the tokenizer has {len(inv)} ids, the model {model.cfg.vocab_size}", path=str(tok_file))
+        order = torch.tensor(inv + list(range(len(inv), model.cfg.vocab_size)))
+        with torch.no_grad():
+            emb = model.encoder.tok_emb.weight
+            emb.copy_(emb[order])
+            if "mlm" in model.heads:
+                model.heads["mlm"].bias.copy_(model.heads["mlm"].bias[order])
+        model.cfg.pad_token_id = PAD
+    out = default_cache_dir().parent / "tokenizers" / hashlib.sha256(raw).hexdigest()[:24] / TOKENIZER
+    if not out.is_file():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, out)
+    return out

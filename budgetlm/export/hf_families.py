@@ -80,6 +80,8 @@ def _bert_rules(cfg: ModelConfig, kind: str) -> list[Rule]:
             *_linear(f"{ours}.mlp.fc_out", f"{hf}.output.dense", True),
             *_linear(f"{ours}.mlp_norm", f"{hf}.output.LayerNorm", True),
         ]
+    if kind == "encoder":
+        return rules
     if kind == "mlm":
         return rules + [
             *_linear("heads.mlm.dense", "cls.predictions.transform.dense", True),
@@ -382,6 +384,7 @@ class Family:
     problems: Callable  # (transformers config, raw config.json, kind) -> reasons it cannot be imported
     type_key: str | None = None  # HF segment embedding; None = the family has no token types
     ignore_on_import: tuple[str, ...] = ()  # HF weights that do not affect the outputs we keep
+    base_prefix: str = ""  # the backbone's key prefix in *ForMaskedLM checkpoints, absent in a bare backbone's
 
 
 _LEARNED = dict(position="learned", glu=False, bias=True, embedding_norm=True)
@@ -395,13 +398,16 @@ FAMILIES: dict[str, Family] = {
         needs=dict(norm_position="post", **_ENCODER, **_LEARNED),
         head_needs=_TANH_CLS_HEAD,
         config_class="BertConfig",
-        classes={"mlm": "BertForMaskedLM", "classifier": "BertForSequenceClassification"},
+        # "encoder" (import only): a bare BertModel such as all-MiniLM-L6-v2, loaded without heads
+        classes={"mlm": "BertForMaskedLM", "classifier": "BertForSequenceClassification", "encoder": "BertModel"},
         rules=_bert_rules,
         hf_config=lambda cfg, head: _bert_like_config(cfg, head, 0),
         back=lambda hf: _bert_like_back(hf, 0),
         problems=_bert_problems,
         type_key=BERT_TYPES,
-        ignore_on_import=("bert.pooler.", "cls.seq_relationship."),  # BertForPreTraining leftovers
+        # BertForPreTraining leftovers; the position_ids buffer older checkpoints saved
+        ignore_on_import=("bert.pooler.", "cls.seq_relationship.", "bert.embeddings.position_ids"),
+        base_prefix="bert.",
     ),
     "roberta-prelayernorm": Family(
         name="roberta-prelayernorm",

@@ -29,6 +29,31 @@ class MaskedLMHead(nn.Module):
         return F.linear(self.norm(self.act(self.dense(hidden))), embedding, self.bias)
 
 
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None, how: str) -> torch.Tensor:
+    """(B, T, D) -> (B, D): the [CLS] state, or the mean over real (mask == 1) tokens only."""
+    if how == "cls":
+        return hidden[:, 0]
+    m = attention_mask.unsqueeze(-1).to(hidden.dtype) if attention_mask is not None else torch.ones_like(hidden[..., :1])
+    return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
+
+
+class EmbeddingHead(nn.Module):
+    """Sentence embeddings: pool ([CLS] or mean) [-> linear projection to `dim`]. Not normalised here:
+    the cosine objectives and the `embed` command normalise."""
+
+    def __init__(self, cfg: ModelConfig, pooling: str = "mean", dim: int = 0):
+        super().__init__()
+        self.pooling = pooling
+        self.proj = nn.Linear(cfg.d_model, dim) if dim else None
+        if self.proj is not None:
+            nn.init.normal_(self.proj.weight, 0.0, cfg.init_std)
+            nn.init.zeros_(self.proj.bias)
+
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        pooled = pool(hidden, attention_mask, self.pooling)  # (B, D)
+        return self.proj(pooled) if self.proj is not None else pooled
+
+
 class SequenceClassificationHead(nn.Module):
     """pool ([CLS] or mean) -> dense -> activation [-> LayerNorm] -> dropout -> linear."""
 
@@ -48,11 +73,7 @@ class SequenceClassificationHead(nn.Module):
 
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         # hidden: (B, T, D) -> logits (B, num_labels)
-        if self.pooling == "cls":
-            pooled = hidden[:, 0]
-        else:
-            m = attention_mask.unsqueeze(-1).to(hidden.dtype) if attention_mask is not None else torch.ones_like(hidden[..., :1])
-            pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
+        pooled = pool(hidden, attention_mask, self.pooling)
         h = self.act(self.dense(self.drop(pooled)))
         if self.norm is not None:
             h = self.norm(h)

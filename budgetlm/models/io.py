@@ -1,7 +1,7 @@
 """Save / load a model directory: model.safetensors + config.json (+ tokenizer.json beside them).
 
 config.json describes the checkpoint completely: format version, code version, kind ('mlm', 'clm', 'classifier',
-'tagger', 'multitask', or 'seq2seq' for an encoder-decoder), the resolved ModelConfig, and for fine-tuned
+'tagger', 'multitask', 'embedder', 'encoder', or 'seq2seq' for an encoder-decoder), the resolved ModelConfig, and for fine-tuned
 encoders every head (kind, task type, head config, label names).
 Weights are loaded with safetensors only; nothing is unpickled.
 """
@@ -19,7 +19,7 @@ import budgetlm
 from budgetlm.atomic import fsync_dir, replace_dir
 from budgetlm.config import HeadConfig, ModelConfig, from_dict
 from budgetlm.errors import UserError
-from budgetlm.models import HEAD_KINDS, CausalLMHead, EncoderDecoderModel, MaskedLMHead, Model, SequenceClassificationHead
+from budgetlm.models import HEAD_KINDS, CausalLMHead, EmbeddingHead, EncoderDecoderModel, MaskedLMHead, Model, SequenceClassificationHead
 
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
@@ -59,6 +59,11 @@ def build_from_meta(meta: dict) -> Model | EncoderDecoderModel:
         return Model(cfg, {"cls": SequenceClassificationHead(cfg, head, len(meta["labels"]))})
     if meta["kind"] == "seq2seq":
         return EncoderDecoderModel(cfg)
+    if meta["kind"] == "embedder":
+        emb = meta.get("embedding") or {}
+        return Model(cfg, {"embed": EmbeddingHead(cfg, emb.get("pooling", "mean"), int(emb.get("dim", 0)))})
+    if meta["kind"] == "encoder":  # a bare backbone (e.g. an imported transformers BertModel)
+        return Model(cfg)
     raise UserError(f"unknown model kind {meta['kind']!r} in {CONFIG}")
 
 

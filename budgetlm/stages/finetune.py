@@ -84,9 +84,20 @@ def _sections(cfg: FinetuneConfig) -> list[TaskDataConfig]:
     return list(cfg.tasks) if cfg.tasks else [cfg.data]
 
 
+def is_embedding_task(cfg: FinetuneConfig) -> bool:
+    """--task-type embedding, or a built-in embedding task (stsb); the other task types go through TASK_TYPES."""
+    from budgetlm.stages.finetune_embedding import EMBEDDING_TASKS
+
+    return cfg.data.task_type == "embedding" or (not cfg.data.task_type and cfg.data.task in EMBEDDING_TASKS)
+
+
 def finetune(cfg: FinetuneConfig, model_path: str | Path, run_dir: str | Path, resume: bool = False, scratch: bool = False,
              trust_pickle: bool = False) -> dict:
-    """Dispatch on `cfg.method` (default: the model family's own, DEFAULT_METHODS)."""
+    """Dispatch on the task type (embedding), then on `cfg.method` (default: the model family's own, DEFAULT_METHODS)."""
+    if not cfg.tasks and is_embedding_task(cfg):
+        from budgetlm.stages.finetune_embedding import finetune_embedding
+
+        return finetune_embedding(cfg, model_path, run_dir, resume=resume, scratch=scratch, trust_pickle=trust_pickle)
     run_dir = Path(run_dir)
     if not Path(model_path).exists():  # before reading any data
         raise UserError("model path not found", path=str(model_path))

@@ -150,3 +150,29 @@ def test_save_and_load_round_trip(tiny_model_config, tiny_tokenizer_file, tmp_pa
         a = model.heads["cls"](model.encoder(ids), None)
         b = loaded.heads["cls"](loaded.encoder(ids), None)
     assert torch.equal(a, b)
+
+
+def test_mean_pooling_ignores_padding():
+    from budgetlm.models.heads import pool
+
+    hidden = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]]])  # (1, 3, 2); position 2 is padding
+    mask = torch.tensor([[1, 1, 0]])
+    assert pool(hidden, mask, "mean").tolist() == [[2.0, 3.0]]
+    assert pool(hidden, mask, "cls").tolist() == [[1.0, 2.0]]
+    assert pool(hidden, None, "mean").tolist() == [pytest.approx([104 / 3, 106 / 3])]
+
+
+@pytest.mark.parametrize("pooling, dim", [("mean", 0), ("cls", 16)])
+def test_embedding_head_is_padding_invariant(tiny_model_config, pooling, dim):
+    from budgetlm.data.batches import pad_batch
+    from budgetlm.models import EmbeddingHead, Model
+
+    cfg = tiny_model_config()
+    torch.manual_seed(0)
+    model = Model(cfg, {"embed": EmbeddingHead(cfg, pooling, dim)}).eval()
+    seqs = [[2, 10, 11, 3], [2, 12, 13, 14, 15, 16, 3]]
+    batch = pad_batch(seqs)
+    together = model.heads["embed"](model.encoder(batch["ids"], None, batch["attention_mask"]), batch["attention_mask"])
+    alone = model.heads["embed"](model.encoder(torch.tensor([seqs[0]]), None, None), None)
+    assert together.shape == (2, dim or cfg.d_model)
+    torch.testing.assert_close(together[0], alone[0], atol=1e-5, rtol=1e-5)

@@ -326,3 +326,11 @@ def test_interrupt_saves_a_resumable_checkpoint(tmp_path, monkeypatch):
     state = train(torch.nn.Linear(3, 1), CountingBatches(), _toy_step(seen), cfg, tmp_path, resume=True)
     assert state.step == 6
     assert [(s, b) for s, _, b in seen] == [(3, 4), (4, 5), (5, 6)]  # continues with the 4th batch
+
+
+def test_cpu_clock_budget_counts_process_time(inputs, tmp_path, monkeypatch):
+    """train.clock=cpu: a time budget counts the process's CPU seconds (a fake clock ticking 1 s per reading)."""
+    ticks = iter(range(10_000))
+    monkeypatch.setitem(loop_mod.CLOCKS, "cpu", lambda: float(next(ticks)))
+    results = pretrain(make_config(inputs, "train.clock=cpu", budget="3s"), tmp_path / "run")
+    assert results["steps"] == 3  # each step reads the clock twice: 1 s per step

