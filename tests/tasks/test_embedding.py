@@ -62,7 +62,7 @@ def test_embedding_step_learns(data, tiny_model_config):
     batch = next(EmbeddingBatches(data, 5, 0, {"scored": 1, "pairs": 1, "simcse": 1, "distill": 1}))
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []
-    for _ in range(15):
+    for _ in range(30):
         loss, n_tokens, extra = embedding_step(model, batch, emb)
         opt.zero_grad()
         loss.backward()
@@ -70,7 +70,7 @@ def test_embedding_step_learns(data, tiny_model_config):
         losses.append(loss.item())
     assert set(extra) == {"scored_loss", "pairs_loss", "simcse_loss", "distill_loss"}
     assert n_tokens == sum(int(b["attention_mask"].sum()) for sub in batch.values() for b in sub.values() if isinstance(b, dict))
-    assert losses[-1] < 0.7 * losses[0]
+    assert min(losses[-5:]) < 0.6 * losses[0]
 
 
 def test_embed_order_and_norm(data, tiny_model_config):
