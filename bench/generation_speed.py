@@ -12,13 +12,14 @@ with `use_cache=True` and once with `use_cache=False`, alternating (cache, none,
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
+from budgetlm.atomic import write_json
 from budgetlm.config import GenerateConfig, ModelConfig
 from budgetlm.generate import generate
 from budgetlm.models import build_lm_model
@@ -79,8 +80,7 @@ def main(argv=None) -> dict:
     result = {"config": vars(args), "tokens_per_s": tps, "ratio_median": ratio, "round_ratios": ratios,
               "loadavg_start": load_start, "loadavg_end": load_end}
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+        write_json(Path(args.json), result)
     return result
 
 

@@ -16,15 +16,16 @@ hits both; the reported ratio is the median of per-round ratios. Load average is
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import statistics
 import time
+from pathlib import Path
 
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
+from budgetlm.atomic import write_json
 from budgetlm.config import ModelConfig
 from budgetlm.models import build_lm_model, count_parameters
 from budgetlm.objectives.clm import clm_loss, next_token_targets
@@ -139,8 +140,7 @@ def main(argv=None) -> dict:
     result = {"config": vars(args), "system": info, "summary": summary, "round_ratios": ratios, "ratio_median": ratio,
               "matmul_peak_gflops": peak, "per_step_seconds": seconds}
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+        write_json(Path(args.json), result)
     return result
 
 

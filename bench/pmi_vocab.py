@@ -19,7 +19,9 @@ import os
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
+from budgetlm.atomic import write_json
 from budgetlm.data.root import english_pretraining_files
 
 CHILD = r"""
@@ -68,8 +70,7 @@ def main() -> int:
         print(f"| {k}x | {m['words']:,} | {m['wall_seconds']:.1f} | {m['words_per_s']:,} | "
               f"{m['wall_seconds'] / base['wall_seconds']:.2f} | {m['peak_rss_mb']:.0f} | {m['loadavg_1m']} |")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"best_per_size": best}, f, indent=2)
+        write_json(Path(args.json), {"best_per_size": best})
     failures = []
     if 1 in best and best[1]["wall_seconds"] >= 60:
         failures.append(f"1x took {best[1]['wall_seconds']:.1f}s (goal < 60 s)")

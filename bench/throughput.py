@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import math
 import os
 import platform
@@ -30,6 +29,7 @@ import resource
 import statistics
 import sys
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -37,6 +37,7 @@ import torch
 import transformers
 from transformers import BertConfig, BertForMaskedLM
 
+from budgetlm.atomic import write_json
 from budgetlm.config import ModelConfig, ObjectiveConfig
 from budgetlm.models import build_mlm_model, count_parameters
 from budgetlm.objectives.mlm import IGNORE_INDEX, mask_tokens, mlm_loss
@@ -336,8 +337,7 @@ def main(argv=None) -> dict:
                               "sys_s": c.sys_s} for c in contenders},
     }
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+        write_json(Path(args.json), result)
         print(f"wrote {args.json}")
     return result
 
