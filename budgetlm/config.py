@@ -199,6 +199,7 @@ class DataConfig:
 
 DECAYS = ("linear", "cosine", "constant")
 CLOCKS = ("wall", "cpu")
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -228,6 +229,9 @@ class TrainConfig:
     tune_allocator: bool = _f(True, "keep freed memory in glibc's heap instead of page-faulting it in every step (train/memory.py)")
     clock: str = _f("wall", f"what a time budget counts, one of {CLOCKS}: wall-clock seconds, or this process's CPU seconds "
                     "(reproducible on a shared machine)")
+    precision: str = _f("fp32", f"training arithmetic, one of {PRECISIONS}: bf16 runs the forward pass under "
+                        "torch.autocast (weights, optimizer and loss stay fp32); ~1.2-1.4x faster on CPUs with "
+                        "AVX512-BF16 or AMX, refused where the CPU lacks them")
 
     def validate(self) -> None:
         parse_budget(self.budget, "train.budget")
@@ -241,6 +245,10 @@ class TrainConfig:
         if self.loss_spike_factor != 0 and self.loss_spike_factor <= 1:
             raise UserError(f"train.loss_spike_factor must be > 1 (or 0 = off), got {self.loss_spike_factor}")
         _choice(self, "clock", CLOCKS)
+        _choice(self, "precision", PRECISIONS)
+        from budgetlm.train.precision import check_supported  # imports torch: only when a config is validated
+
+        check_supported(self.precision)
         if self.eval_every < 0 or self.threads < 0 or self.max_grad_norm < 0:
             raise UserError("train.eval_every, train.threads and train.max_grad_norm must be >= 0")
 

@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from budgetlm.config import Budget, TrainConfig, parse_budget
 from budgetlm.errors import UserError
-from budgetlm.train import distributed
+from budgetlm.train import distributed, precision
 from budgetlm.train.checkpoint import list_checkpoints, load_latest, save_checkpoint
 from budgetlm.train.logs import MetricsLog
 from budgetlm.train.memory import tune_allocator
@@ -160,8 +160,9 @@ def train(
                 step_loss, step_tokens, finite_loss, extra = 0.0, 0, True, {}
                 for micro in range(cfg.grad_accum):
                     batch = next(batches)
-                    loss, n_tokens, extra = run_step(batch, state.step, world.rank * cfg.grad_accum + micro,
-                                                     sync=micro == cfg.grad_accum - 1)
+                    with precision.autocast(cfg.precision):
+                        loss, n_tokens, extra = run_step(batch, state.step, world.rank * cfg.grad_accum + micro,
+                                                         sync=micro == cfg.grad_accum - 1)
                     finite_loss &= bool(torch.isfinite(loss))
                     # backward even through a bad loss: under DDP every rank must join the gradient all-reduce
                     (loss / cfg.grad_accum).backward()
