@@ -11,6 +11,12 @@ hits both; the reported ratio is the median of per-round ratios. Load average is
 
     PYTHONPATH=. python bench/gpt_throughput.py                          # 4 layers, d 256, 4 heads, seq 128, batch 32
     PYTHONPATH=. python bench/gpt_throughput.py --steps 2 --warmup 1 --round-steps 1   # smoke test
+    PYTHONPATH=. python bench/gpt_throughput.py --precision bf16        # both under bf16 autocast
+    PYTHONPATH=. python bench/gpt_throughput.py --precision bf16 --peer-precision fp32
+
+`--precision` is budgetlm's `train.precision` (bf16: forward and loss under CPU bfloat16 autocast); the peer runs
+the same unless `--peer-precision` says otherwise. MFU is against the measured matmul peak of the precision
+each model computes in.
 """
 
 from __future__ import annotations
@@ -26,12 +32,14 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from budgetlm.atomic import write_json
-from budgetlm.config import ModelConfig
+from budgetlm.config import PRECISIONS, ModelConfig
 from budgetlm.models import build_lm_model, count_parameters
 from budgetlm.objectives.clm import clm_loss, next_token_targets
 from budgetlm.train.memory import tune_allocator
+from budgetlm.train.precision import autocast, check_supported
 from throughput import matmul_peak_gflops, system_info
 
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 GPT2_ARCH = dict(family="decoder", position="learned", norm="layernorm", glu=False, bias=True, activation="gelu_tanh",
                  embedding_norm=False, type_vocab_size=0, tie_embeddings=True, norm_position="pre")
 
@@ -51,8 +59,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--dropout", type=float, default=0.0, help="both models (GPT2Config resid/embd/attn_pdrop)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0 = torch's default")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="budgetlm's train.precision")
+    p.add_argument("--peer-precision", choices=PRECISIONS, help="the peer's (default: --precision)")
     p.add_argument("--json", metavar="OUT", help="also write every figure to this JSON file")
     args = p.parse_args(argv)
+    args.peer_precision = args.peer_precision or args.precision
     for name in ("steps", "round_steps", "batch_size", "seq_len", "vocab_size", "d_model", "n_layers", "n_heads", "d_ff"):
         if getattr(args, name) <= 0:
             p.error(f"--{name.replace('_', '-')} must be > 0")
@@ -88,12 +99,15 @@ def main(argv=None) -> dict:
     inputs, labels = next_token_targets(ids)  # (B, T) each: the same targets for both
 
     def ours_step():
-        return clm_loss(ours, inputs, labels)[0]
+        with autocast(args.precision):
+            return clm_loss(ours, inputs, labels)[0]
 
     def peer_step():
-        return torch.nn.functional.cross_entropy(peer(input_ids=inputs).logits.flatten(0, 1), labels.flatten())
+        with autocast(args.peer_precision):
+            return torch.nn.functional.cross_entropy(peer(input_ids=inputs).logits.flatten(0, 1), labels.flatten())
 
     contenders = {"GPT2LMHeadModel": (peer, peer_step), "budgetlm decoder": (ours, ours_step)}
+    precision_of = {"GPT2LMHeadModel": args.peer_precision, "budgetlm decoder": args.precision}
     opts = {name: torch.optim.AdamW(m.parameters(), lr=1e-4) for name, (m, _) in contenders.items()}
     seconds = {name: [] for name in contenders}
 
@@ -111,8 +125,11 @@ def main(argv=None) -> dict:
                 seconds[name].append(dt)
         return total
 
+    for prec in {args.precision, args.peer_precision}:
+        check_supported(prec)
     print(f"config: {args.n_layers} layers, d_model {args.d_model}, {args.n_heads} heads, d_ff {args.d_ff}, vocab {V}, "
-          f"batch {B} x {T}, dropout {args.dropout}; {torch.get_num_threads()} threads; peer attention "
+          f"batch {B} x {T}, dropout {args.dropout}; precision budgetlm {args.precision}, peer {args.peer_precision}; "
+          f"{torch.get_num_threads()} threads; peer attention "
           f"{peer.config._attn_implementation}; parameters: peer {count_parameters(peer):,}, budgetlm {count_parameters(ours):,}",
           flush=True)
     for name in contenders:
@@ -125,20 +142,23 @@ def main(argv=None) -> dict:
         took = {name: run(name, k, record=True) for name in (names if r % 2 == 0 else names[::-1])}
         ratios.append(took["GPT2LMHeadModel"] / took["budgetlm decoder"])
         print(f"  round {r + 1}/{n_rounds}: " + ", ".join(f"{n} {t / k:.3f} s/step" for n, t in took.items()), flush=True)
-    peak = matmul_peak_gflops()
+    peaks = {prec: matmul_peak_gflops(dtype=DTYPES[prec]) for prec in sorted({args.precision, args.peer_precision})}
+    peak = peaks["fp32"] if "fp32" in peaks else matmul_peak_gflops()
     info["loadavg_end"] = os.getloadavg()
     flops = train_flops_per_step(cfg, B * T)
     summary = {}
     for name in names:
         s = statistics.median(seconds[name])
-        summary[name] = {"s_per_step_median": s, "tokens_per_s": B * T / s, "mfu": flops / s / 1e9 / peak}
-        print(f"{name:>18}: {s:.3f} s/step, {B * T / s:,.0f} tokens/s, MFU {summary[name]['mfu']:.1%}")
+        prec = precision_of[name]
+        summary[name] = {"precision": prec, "s_per_step_median": s, "tokens_per_s": B * T / s,
+                         "mfu": flops / s / 1e9 / peaks[prec]}
+        print(f"{name:>18}: {s:.3f} s/step, {B * T / s:,.0f} tokens/s, MFU {summary[name]['mfu']:.1%} of the {prec} peak")
     ratio = statistics.median(ratios)
     print(f"per-round ratio budgetlm/GPT2LMHeadModel: min {min(ratios):.2f}, median {ratio:.2f}, max {max(ratios):.2f} "
-          f"(target >= 1.5); matmul peak {peak:.1f} GFLOP/s; load average {info['loadavg_start'][0]:.2f} at start, "
+          f"(target >= 1.5); matmul peak " + ", ".join(f"{k} {v:.1f}" for k, v in peaks.items()) + f" GFLOP/s; load average {info['loadavg_start'][0]:.2f} at start, "
           f"{info['loadavg_end'][0]:.2f} at end")
     result = {"config": vars(args), "system": info, "summary": summary, "round_ratios": ratios, "ratio_median": ratio,
-              "matmul_peak_gflops": peak, "per_step_seconds": seconds}
+              "matmul_peak_gflops": peak, "matmul_peaks_gflops": peaks, "per_step_seconds": seconds}
     if args.json:
         write_json(Path(args.json), result)
     return result

@@ -96,11 +96,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 # ------------------------------------------------------------------------------------------- measuring
 
-def matmul_peak_gflops(plan=((2048, 10), (4096, 3))) -> float:
-    """Best fp32 GFLOP/s of torch.mm on n x n matrices (2 n^3 FLOPs each): the machine's practical peak."""
+def matmul_peak_gflops(plan=((2048, 10), (4096, 3)), dtype=torch.float32) -> float:
+    """Best GFLOP/s of torch.mm on n x n matrices (2 n^3 FLOPs each) in `dtype`: the machine's practical peak."""
     best = 0.0
     for n, reps in plan:
-        a, b, c = torch.randn(n, n), torch.randn(n, n), torch.empty(n, n)
+        a, b, c = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype), torch.empty(n, n, dtype=dtype)
         torch.mm(a, b, out=c)  # warm-up: threads, page faults of c
         for _ in range(reps):
             t0 = time.perf_counter()
