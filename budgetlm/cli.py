@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="fine-tune and evaluate a model on several tasks; GLUE-style table + chart",
                        formatter_class=fmt, description=EVALUATE_DESCRIPTION)
     p.add_argument("model", help="pre-training run dir, model dir, or exported HF dir")
-    p.add_argument("--tasks", default="sst2,mrpc,wikiann", help="comma-separated evaluator names (default: sst2,mrpc,wikiann)")
+    p.add_argument("--tasks", default="sst2,mrpc,wikiann", help="comma-separated evaluator names: sst2, agnews, mrpc, wikiann, wnut17, stsb (default: sst2,mrpc,wikiann)")
     p.add_argument("--budget", help="training budget per task and seed, e.g. 2m or 300steps (default: each task's preset)")
     p.add_argument("--budgets", help="per-task budgets overriding --budget, e.g. sst2=3m,wikiann=5m")
     p.add_argument("--seeds", type=int, default=1, help="fine-tune each task with seeds 0..N-1 and report the mean")

@@ -10,6 +10,7 @@ import pytest
 
 from budgetlm.cli import main
 from tests.test_cli import TINY_MODEL, TINY_TRAIN, assert_user_error, run_cli
+from tests.test_cli_embedding import sts_lines
 
 TINY = ["train.batch_size=4", "train.log_every=1", "train.threads=1", "train.checkpoint_every=1000steps"]
 PEOPLE, PLACES = ["king", "queen", "child"], ["river", "garden", "house"]
@@ -56,6 +57,9 @@ def setup(tmp_path_factory, write_text_files):
     for split, seed, n in [("train", 0, 30), ("dev", 1, 8), ("test", 2, 8)]:
         text = conll_sentences(seed, n)
         (root / "ner-wikiann-en" / split).write_text("\n".join(f"en:{l}" if l else l for l in text.split("\n")))
+    (root / "stsb").mkdir()
+    for split, seed, n in [("train", 0, 24), ("dev", 1, 12), ("test", 2, 12)]:
+        (root / "stsb" / f"sts-{split}.csv").write_text("\n".join(sts_lines(seed, n)) + "\n")
     (d / "train.conll").write_text(conll_sentences(0, 30))
     (d / "dev.conll").write_text(conll_sentences(1, 8))
     header = "sentence1\tsentence2\tlabel"
@@ -129,17 +133,20 @@ def test_multitask_config(setup, tmp_path, capsys):
 
 
 def test_evaluate_writes_table_json_and_chart(setup, tmp_path, capsys):
-    code, out, err = run_cli(capsys, "evaluate", setup / "pre", "--tasks", "mrpc,wikiann", "--budget", "2steps",
+    code, out, err = run_cli(capsys, "evaluate", setup / "pre", "--tasks", "mrpc,wikiann,stsb", "--budget", "2steps",
                              "--out", tmp_path / "ev", "train.batch_size=4")
     assert code == 0, err
-    assert "| mrpc (test accuracy) | wikiann (test entity F1) | average |" in out
+    assert "| mrpc (test accuracy) | wikiann (test entity F1) | stsb (test Spearman) | average |" in out
     report = json.loads((tmp_path / "ev" / "report.json").read_text())
-    assert [s["task"] for s in report["scores"]] == ["mrpc", "wikiann"]
-    assert all(0.0 <= s["value"] <= 1.0 for s in report["scores"])
+    assert [s["task"] for s in report["scores"]] == ["mrpc", "wikiann", "stsb"]
+    assert all(0.0 <= s["value"] <= 1.0 for s in report["scores"][:2])
+    stsb = json.loads((tmp_path / "ev" / "stsb" / "seed0" / "results.json").read_text())
+    assert report["scores"][2]["value"] == pytest.approx(stsb["test_spearman"] / 100)  # a correlation, not x100
+    assert -1.0 <= report["scores"][2]["value"] <= 1.0
     assert (tmp_path / "ev" / "report.png").stat().st_size > 1000
     assert (tmp_path / "ev" / "report.md").read_text().count("| mrpc |") == 1
     # finished runs are reused: a second call trains nothing and reports the same
-    code, out2, err = run_cli(capsys, "evaluate", setup / "pre", "--tasks", "mrpc,wikiann", "--budget", "2steps",
+    code, out2, err = run_cli(capsys, "evaluate", setup / "pre", "--tasks", "mrpc,wikiann,stsb", "--budget", "2steps",
                               "--out", tmp_path / "ev", "train.batch_size=4")
     assert code == 0 and out2 == out and "fine-tuning for" not in err
 

@@ -1,11 +1,11 @@
 """`budgetlm evaluate MODEL --tasks sst2,mrpc,wikiann`: fine-tune/evaluate per task, then one GLUE-style report.
 
 Each task name maps to an *evaluator* in `EVALUATORS`: a callable `(EvalContext) -> Score`. Fine-tuning tasks
-use `FinetuneEvaluator` with the task's preset in configs/; another kind of evaluation (e.g. STS-B Spearman of
-sentence-embedding cosines) adds its own entry:
+use `FinetuneEvaluator` with the task's preset in configs/ (stsb too: its preset trains sentence embeddings and
+scores the Spearman correlation of their cosines); another kind of evaluation adds its own entry:
 
     from budgetlm.stages.evaluate import EVALUATORS, Score
-    EVALUATORS["stsb"] = my_stsb_evaluator  # def my_stsb_evaluator(ctx: EvalContext) -> Score
+    EVALUATORS["probe"] = my_probe  # def my_probe(ctx: EvalContext) -> Score
 
 Every run lives in `<out>/<task>/seed<k>`; a finished one (results.json) is reused, an interrupted one resumed.
 The report is written as report.md, report.json and report.png in `<out>`.
@@ -62,6 +62,7 @@ class FinetuneEvaluator:
     metric: str  # key in results.json
     label: str  # how the report names it
     extra: dict = field(default_factory=dict)  # more results keys to average: {key: label}
+    scale: float = 1.0  # results[metric] / scale is the reported fraction (Spearman is stored x100)
 
     def __call__(self, ctx: EvalContext) -> Score:
         from budgetlm.stages.finetune import finetune
@@ -78,8 +79,9 @@ class FinetuneEvaluator:
                 print(f"== {self.task} seed {seed}: fine-tuning for {cfg.train.budget}", file=sys.stderr)
                 finetune(cfg, ctx.model, run, resume=bool(list_checkpoints(run)), scratch=ctx.scratch)
             runs.append(json.loads(done.read_text()))
-        values = [float(r[self.metric]) for r in runs]
-        extra = {label: statistics.mean(float(r[k]) for r in runs) for k, label in self.extra.items() if all(k in r for r in runs)}
+        values = [float(r[self.metric]) / self.scale for r in runs]
+        extra = {label: statistics.mean(float(r[k]) / self.scale for r in runs)
+                 for k, label in self.extra.items() if all(k in r for r in runs)}
         steps = statistics.mean(r["steps"] for r in runs)
         return Score(self.task, self.label, statistics.mean(values), values, extra,
                      f"{steps:.0f} steps, {len(runs)} seed{'s' if len(runs) > 1 else ''}")
@@ -91,6 +93,8 @@ EVALUATORS: dict[str, Evaluator] = {
     "mrpc": FinetuneEvaluator("mrpc", "configs/mrpc-finetune.yaml", "test_accuracy", "test accuracy", {"test_f1": "F1"}),
     "wikiann": FinetuneEvaluator("wikiann", "configs/wikiann-finetune.yaml", "test_f1", "test entity F1"),
     "wnut17": FinetuneEvaluator("wnut17", "configs/wnut17-finetune.yaml", "test_f1", "test entity F1"),
+    "stsb": FinetuneEvaluator("stsb", "configs/stsb-embedding-finetune.yaml", "test_spearman", "test Spearman",
+                              {"spearman": "dev Spearman"}, scale=100.0),
 }
 
 
