@@ -10,6 +10,11 @@ training loop (budgetlm.train.loop.train: AdamW, LR schedule, clipping) -- only 
    once from the context inside its block of max_seq_len tokens.
 
     PYTHONPATH=.:bench python bench/gpt_wordlevel.py --out runs/wordlevel train.budget=5m train.threads=2
+    PYTHONPATH=.:bench python bench/gpt_wordlevel.py --parallel --out runs/wordlevel-20m train.threads=1
+
+--parallel trains the tokenizer and token caches first, then runs the two arms at the same time in two child
+processes (`--arm budgetlm`, `--arm gpt2`), one core each (pass train.threads=1): both see the same machine for
+the same wall-clock budget, and the comparison takes one budget instead of two.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import argparse
 import json
 import math
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -31,8 +37,8 @@ from budgetlm.data.cache import build_or_load
 from budgetlm.data.root import wikitext2
 from budgetlm.models.io import load_model
 from budgetlm.objectives.clm import IGNORE_INDEX, lm_logits, next_token_targets
-from budgetlm.stages.pretrain import pretrain, resolve_files
-from budgetlm.tokenizer import PAD, SEP
+from budgetlm.stages.pretrain import _tokenizer, pretrain, resolve_files
+from budgetlm.tokenizer import PAD, SEP, load_tokenizer
 from budgetlm.train.loop import train
 
 
@@ -73,27 +79,35 @@ def gpt2_like(cfg) -> GPT2LMHeadModel:
         bos_token_id=SEP, eos_token_id=SEP, pad_token_id=PAD))
 
 
-def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--config", default="configs/gpt-wordlevel.yaml")
-    p.add_argument("--out", required=True, help="directory for both runs (budgetlm/, gpt2/) and results.json")
-    p.add_argument("--test-tokens", type=int, default=0,
-                   help="score only the first N tokens of WikiText-2 test (0 = all of it); for a contended machine")
-    p.add_argument("overrides", nargs="*", help="config overrides for both runs, e.g. train.budget=5m")
-    args = p.parse_args(argv)
-    out = Path(args.out)
-    load = {"start": os.getloadavg()}
+def cache_kwargs(cfg, tok_file: Path) -> dict:
+    return dict(tokenizer=tok_file, cache_dir=cfg.data.cache_dir or None, doc_split=cfg.data.doc_split,
+                text_column=cfg.data.text_column)
 
-    cfg = build_config(PretrainConfig, args.config, args.overrides)
-    ours_results = pretrain(cfg, out / "budgetlm")  # fills cfg.model.vocab_size from the tokenizer
-    load["after_budgetlm"] = os.getloadavg()
+
+def test_perplexity(logits_fn, cfg, tok_file: Path, test_tokens: int) -> dict:
+    """Perplexity on WikiText-2 test (or its first `test_tokens` tokens), blocks of max_seq_len + 1 tokens."""
+    test_cache = build_or_load([str(wikitext2("test"))], desc="tokenizing test", **cache_kwargs(cfg, tok_file))
+    test = BlockDataset(test_cache, cfg.model.max_seq_len + 1, start_token=None,
+                        end=min(test_tokens + 1, test_cache.n_tokens) if test_tokens else None)
+    torch.set_num_threads(cfg.train.threads or torch.get_num_threads())
+    return perplexity(logits_fn, test)
+
+
+def run_budgetlm(cfg, out: Path, test_tokens: int) -> dict:
+    """The product path: `budgetlm pretrain` (tokenizer unless given, cache, training, valid evaluation)."""
+    results = pretrain(cfg, out / "budgetlm")  # fills cfg.model.vocab_size from the tokenizer
     ours, _ = load_model(out / "budgetlm" / "model")
     tok_file = out / "budgetlm" / "tokenizer.json"
+    return {"train": results, "wikitext2_test": test_perplexity(lambda x: lm_logits(ours, x), cfg, tok_file, test_tokens)}
 
-    cache_kw = dict(tokenizer=tok_file, cache_dir=cfg.data.cache_dir or None, doc_split=cfg.data.doc_split,
-                    text_column=cfg.data.text_column)
+
+def run_gpt2(cfg, out: Path, tok_file: Path, test_tokens: int) -> dict:
+    """The peer through the same loop, on the same blocks in the same order, with the same seed and budget."""
+    if cfg.model.vocab_size == 0:
+        cfg.model.vocab_size = load_tokenizer(tok_file).get_vocab_size()
     train_files, _ = resolve_files(cfg)
-    train_set = BlockDataset(build_or_load(train_files, **cache_kw), cfg.model.max_seq_len + 1, start_token=None)
+    train_set = BlockDataset(build_or_load(train_files, **cache_kwargs(cfg, tok_file)), cfg.model.max_seq_len + 1,
+                             start_token=None)
     torch.manual_seed(cfg.train.seed)
     peer = TiedCheckpointable(gpt2_like(cfg))
     assert peer.hf.lm_head.weight is peer.hf.transformer.wte.weight
@@ -106,21 +120,58 @@ def main(argv=None) -> dict:
     (out / "gpt2").mkdir(parents=True, exist_ok=True)
     state = train(peer, BlockBatches(train_set, cfg.train.batch_size, cfg.train.seed), peer_step, cfg.train, out / "gpt2",
                   desc="GPT2LMHeadModel")
-    load["after_gpt2"] = os.getloadavg()
     peer.eval()
+    return {"train": {"steps": state.step, "train_tokens": state.tokens, "train_seconds": round(state.elapsed, 1),
+                      "tokens_per_s": round(state.tokens / max(state.elapsed, 1e-9), 1)},
+            "wikitext2_test": test_perplexity(peer, cfg, tok_file, test_tokens)}
 
-    test_cache = build_or_load([str(wikitext2("test"))], desc="tokenizing test", **cache_kw)
-    test = BlockDataset(test_cache, cfg.model.max_seq_len + 1, start_token=None,
-                        end=min(args.test_tokens + 1, test_cache.n_tokens) if args.test_tokens else None)
-    torch.set_num_threads(cfg.train.threads or torch.get_num_threads())
-    result = {
-        "config": args.config, "overrides": args.overrides, "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
-        "budgetlm": {"train": ours_results, "wikitext2_test": perplexity(lambda x: lm_logits(ours, x), test)},
-        "gpt2": {"train": {"steps": state.step, "train_tokens": state.tokens, "train_seconds": round(state.elapsed, 1),
-                           "tokens_per_s": round(state.tokens / max(state.elapsed, 1e-9), 1)},
-                 "wikitext2_test": perplexity(peer, test)},
-        "loadavg": load | {"end": os.getloadavg()},
-    }
+
+def run_parallel(args, cfg, out: Path) -> dict:
+    """Tokenizer and caches once, then both arms at the same time in child processes."""
+    out.mkdir(parents=True, exist_ok=True)
+    train_files, _ = resolve_files(cfg)
+    tok_file = _tokenizer(cfg, train_files, out, resume=False)
+    for files in (train_files, [str(wikitext2("test"))]):
+        build_or_load(files, **cache_kwargs(cfg, tok_file))
+    children = {arm: subprocess.Popen([sys.executable, __file__, "--config", args.config, "--out", str(out),
+                                       "--arm", arm, "--test-tokens", str(args.test_tokens), *args.overrides,
+                                       f"data.tokenizer={tok_file}"], stdout=(out / f"{arm}.log").open("w"),
+                                      stderr=subprocess.STDOUT)
+                for arm in ("budgetlm", "gpt2")}
+    failed = [arm for arm, child in children.items() if child.wait()]
+    if failed:
+        sys.exit(f"arm(s) {', '.join(failed)} failed; see {out}/<arm>.log")
+    return {arm: json.loads((out / f"{arm}.json").read_text()) for arm in children}
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", default="configs/gpt-wordlevel.yaml")
+    p.add_argument("--out", required=True, help="directory for both runs (budgetlm/, gpt2/) and results.json")
+    p.add_argument("--test-tokens", type=int, default=0,
+                   help="score only the first N tokens of WikiText-2 test (0 = all of it); for a contended machine")
+    p.add_argument("--parallel", action="store_true", help="run the two arms at the same time (pass train.threads=1)")
+    p.add_argument("--arm", choices=["budgetlm", "gpt2"], help=argparse.SUPPRESS)  # one arm, for --parallel's children
+    p.add_argument("overrides", nargs="*", help="config overrides for both runs, e.g. train.budget=5m")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    load = {"start": os.getloadavg()}
+    cfg = build_config(PretrainConfig, args.config, args.overrides)
+
+    if args.arm:  # a child of --parallel: one arm, its figures to <out>/<arm>.json
+        tok_file = Path(cfg.data.tokenizer)
+        arm = run_budgetlm(cfg, out, args.test_tokens) if args.arm == "budgetlm" else run_gpt2(cfg, out, tok_file, args.test_tokens)
+        (out / f"{args.arm}.json").write_text(json.dumps(arm, indent=2))
+        return arm
+    if args.parallel:
+        arms = run_parallel(args, cfg, out)
+    else:
+        arms = {"budgetlm": run_budgetlm(cfg, out, args.test_tokens)}
+        load["after_budgetlm"] = os.getloadavg()
+        arms["gpt2"] = run_gpt2(cfg, out, out / "budgetlm" / "tokenizer.json", args.test_tokens)
+    result = {"config": args.config, "overrides": args.overrides, "parallel": args.parallel,
+              "command": " ".join([os.path.basename(sys.executable)] + sys.argv), **arms,
+              "loadavg": load | {"end": os.getloadavg()}}
     (out / "results.json").write_text(json.dumps(result, indent=2))
     for name in ("budgetlm", "gpt2"):
         r = result[name]
