@@ -199,7 +199,7 @@ class DataConfig:
 
 DECAYS = ("linear", "cosine", "constant")
 CLOCKS = ("wall", "cpu")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "auto")
 
 
 @dataclass
@@ -230,8 +230,8 @@ class TrainConfig:
     clock: str = _f("wall", f"what a time budget counts, one of {CLOCKS}: wall-clock seconds, or this process's CPU seconds "
                     "(reproducible on a shared machine)")
     precision: str = _f("fp32", f"training arithmetic, one of {PRECISIONS}: bf16 runs the forward pass under "
-                        "torch.autocast (weights, optimizer and loss stay fp32); ~1.2-1.4x faster on CPUs with "
-                        "AVX512-BF16 or AMX, refused where the CPU lacks them")
+                        "torch.autocast (weights, optimizer and loss stay fp32), faster on CPUs with AVX512-BF16 or "
+                        "AMX and refused where the CPU lacks them; auto = bf16 where supported, else fp32")
 
     def validate(self) -> None:
         parse_budget(self.budget, "train.budget")
@@ -246,8 +246,9 @@ class TrainConfig:
             raise UserError(f"train.loss_spike_factor must be > 1 (or 0 = off), got {self.loss_spike_factor}")
         _choice(self, "clock", CLOCKS)
         _choice(self, "precision", PRECISIONS)
-        from budgetlm.train.precision import check_supported  # imports torch: only when a config is validated
+        from budgetlm.train.precision import check_supported, resolve  # imports torch: only when validating
 
+        self.precision = resolve(self.precision)  # config.json records what ran
         check_supported(self.precision)
         if self.eval_every < 0 or self.threads < 0 or self.max_grad_norm < 0:
             raise UserError("train.eval_every, train.threads and train.max_grad_norm must be >= 0")

@@ -21,6 +21,13 @@ def bf16_supported() -> bool:
     return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
+def resolve(precision: str) -> str:
+    """'auto' -> 'bf16' where this CPU does bfloat16 natively, else 'fp32'; other values unchanged."""
+    if precision == "auto":
+        return "bf16" if bf16_supported() else "fp32"
+    return precision
+
+
 def check_supported(precision: str) -> None:
     if precision == "bf16" and not bf16_supported():
         raise UserError("train.precision=bf16: this CPU has no native bfloat16 arithmetic (AVX512-BF16 or AMX), "

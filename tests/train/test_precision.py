@@ -54,3 +54,11 @@ def test_bf16_is_refused_without_native_support(monkeypatch):
 def test_unknown_precision_is_refused():
     with pytest.raises(UserError, match="train.precision"):
         TrainConfig(precision="fp8").validate()
+
+
+@pytest.mark.parametrize("supported, resolved", [(True, "bf16"), (False, "fp32")])
+def test_auto_picks_bf16_only_where_supported(monkeypatch, supported, resolved):
+    monkeypatch.setattr(precision, "bf16_supported", lambda: supported)
+    cfg = TrainConfig(precision="auto")
+    cfg.validate()
+    assert cfg.precision == resolved
