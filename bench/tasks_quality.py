@@ -1,5 +1,5 @@
-"""Downstream figures for docs/results.md: MRPC and WikiANN-en from a pre-trained model (vs --scratch), and a
-multi-task run vs one run per task at the same total step budget.
+"""Downstream figures for docs/results.md: MRPC, WikiANN-en, STS-B (and SST-2) from a model (vs --scratch), and a
+multi-task run vs one run per task at the same total budget (CPU seconds: train.clock=cpu in the presets).
 
 Each run is `budgetlm finetune` in a child process, so its CPU time is measured exactly (the machine is
 shared: wall time depends on the neighbours, CPU time much less). Finished runs (results.json present) are
@@ -28,6 +28,9 @@ CONFIGS = {
     "mrpc": "configs/mrpc-finetune.yaml",
     "wikiann": "configs/wikiann-finetune.yaml",
     "multitask": "configs/multitask-mrpc-wikiann-finetune.yaml",
+    "stsb": "configs/stsb-embedding-finetune.yaml",
+    "stsb-distill": "configs/stsb-embedding-distill-finetune.yaml",
+    "sst2": "configs/sst2-finetune.yaml",
 }
 # (results key, what it is) per reported figure
 FIGURES = {
@@ -35,7 +38,11 @@ FIGURES = {
     "wikiann": [("test_f1", "WikiANN-en test entity F1")],
     "multitask": [("mrpc/test_accuracy", "MRPC test accuracy"), ("mrpc/test_f1", "MRPC test F1"),
                   ("wikiann/test_f1", "WikiANN-en test entity F1")],
+    "stsb": [("test_spearman", "STS-B test Spearman x100")],
+    "stsb-distill": [("test_spearman", "STS-B test Spearman x100")],
+    "sst2": [("accuracy", "SST-2 dev accuracy")],
 }
+PERCENT = {"test_spearman"}  # figures already stored x100 (the others are fractions)
 
 
 def run_one(model: str, out: Path, task: str, arm: str, seed: int, extra: list[str]) -> dict:
@@ -72,7 +79,7 @@ def summarize(out: Path) -> dict:
     for r in records:
         for key, name in FIGURES[r["task"]]:
             row = table.setdefault(f"{r['task']} {r['arm']}: {name}", {"values": [], "cpu_s": [], "steps": [], "loadavg": []})
-            row["values"].append(r["results"][key])
+            row["values"].append(r["results"][key] / (100 if key in PERCENT else 1))
             row["cpu_s"].append(r["cpu_s"])
             row["steps"].append(r["steps"])
             row["loadavg"].append(r["loadavg_before"][0])
@@ -87,7 +94,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="/work/main/runs/sst2-quality/pretrain")
     ap.add_argument("--out", default="runs/tasks-quality")
-    ap.add_argument("--runs", default="", help="comma-separated task:arm:seed (task: mrpc, wikiann, multitask; arm: pretrained, scratch)")
+    ap.add_argument("--runs", default="", help="comma-separated task:arm:seed (task: " + ", ".join(CONFIGS) + "; arm: pretrained, scratch)")
     ap.add_argument("--summary", help="write the summary of every finished run in --out to this JSON file")
     ap.add_argument("overrides", nargs="*", help="extra config overrides for every run")
     args = ap.parse_args()
