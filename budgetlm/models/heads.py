@@ -100,9 +100,13 @@ class CausalLMHead(nn.Module):
         if self.proj is not None:
             nn.init.normal_(self.proj.weight, 0.0, cfg.init_std)
 
+    def weight(self, embedding: torch.Tensor) -> torch.Tensor:
+        """The (V, D) vocabulary matrix: the tied input `embedding`, or this head's own projection."""
+        return embedding if self.proj is None else self.proj.weight
+
     def forward(self, hidden: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
         # hidden: (..., D); embedding: (V, D) tied input embedding -> (..., V)
-        return F.linear(hidden, embedding if self.proj is None else self.proj.weight)
+        return F.linear(hidden, self.weight(embedding))
 
 
 class TokenClassificationHead(nn.Module):
