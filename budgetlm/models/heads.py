@@ -84,8 +84,12 @@ class TiedLMHead(nn.Module):
     """Language-model head of the encoder-decoder: a projection onto the shared token embedding, no parameters
     of its own (as BART/mBART with tied embeddings and a zero `final_logits_bias`)."""
 
+    def weight(self, embedding: torch.Tensor) -> torch.Tensor:
+        """The (V, D) vocabulary matrix: the shared token `embedding`."""
+        return embedding
+
     def forward(self, hidden: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
-        return F.linear(hidden, embedding)  # (..., D) x (V, D) -> (..., V)
+        return F.linear(hidden, self.weight(embedding))  # (..., D) x (V, D) -> (..., V)
 
 
 class CausalLMHead(nn.Module):
