@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from budgetlm.models.encoder_decoder import DecoderCache, EncoderDecoderModel, source_mask
+from budgetlm.models.encoder_decoder import EncoderDecoderModel, source_mask
 from budgetlm.tokenizer import CLS, PAD, SEP
 
 DECODER_START = CLS  # first decoder input (T5 starts from pad, BART from </s>; any fixed id works)
@@ -56,7 +56,7 @@ def generate(
     head_t = model.heads["lm"].weight(tok_emb.weight).t().contiguous()  # (D, V)
     out = torch.full((B, 1), DECODER_START, dtype=torch.long)
     done = torch.zeros(B, dtype=torch.bool)
-    cache = DecoderCache.empty(len(model.decoder.blocks)) if use_cache else None
+    cache = model.decoder.new_cache(B) if use_cache else None
     for _ in range(min(max_new_tokens, model.cfg.max_seq_len - 1)):
         step_ids = out[:, -1:] if use_cache else out  # (B, 1) or (B, t)
         hidden = model.decoder(step_ids, tok_emb, memory, memory_mask, cache)[:, -1]  # (B, D)
