@@ -53,7 +53,7 @@ def generate(
     tok_emb = model.encoder.tok_emb
     # a contiguous (D, V) copy of the head's matrix, once per call, for both paths: at batch 1, hidden @ W.T (the
     # head's F.linear) takes a slow MKL matvec path, ~2x the time of hidden @ W_t here (as in budgetlm/generate.py)
-    head_t = model.heads["lm"].weight(tok_emb.weight).t().contiguous()  # (D, V)
+    head_t = model.heads["lm"].matrix(tok_emb.weight).t().contiguous()  # (D, V)
     out = torch.full((B, 1), DECODER_START, dtype=torch.long)
     done = torch.zeros(B, dtype=torch.bool)
     cache = model.decoder.new_cache(B) if use_cache else None
