@@ -10,10 +10,11 @@ from budgetlm.models import build_lm_model
 from budgetlm.tokenizer import SEP
 
 
-@pytest.fixture
-def lm(tiny_model_config):
+@pytest.fixture(params=[True, False], ids=["tied", "untied"])
+def lm(request, tiny_model_config):
     torch.manual_seed(0)
-    cfg = tiny_model_config(family="decoder", type_vocab_size=0, embedding_norm=False, max_seq_len=16, init_std=0.2)
+    cfg = tiny_model_config(family="decoder", type_vocab_size=0, embedding_norm=False, max_seq_len=16, init_std=0.2,
+                            tie_embeddings=request.param)
     return build_lm_model(cfg).eval()
 
 
@@ -57,6 +58,18 @@ def test_kv_cache_generation_equals_recompute(lm):
             cached = generate(lm, prompt, cfg, use_cache=True, stop_token=None)
             recomputed = generate(lm, prompt, cfg, use_cache=False, stop_token=None)
             assert cached == recomputed and len(cached) == 40
+
+
+def test_generate_projects_with_the_lm_head(lm):
+    """generate multiplies by its own transposed copy of the head's matrix: it must pick what the head says."""
+    prompt = [SEP, 10, 11]
+    greedy = GenerateConfig(max_new_tokens=6, temperature=0)
+    out = generate(lm, prompt, greedy, stop_token=None)
+    with torch.inference_mode():
+        for i, token in enumerate(out):
+            ids = torch.tensor([prompt + out[:i]])
+            logits = lm.heads["lm"](lm.decoder(ids)[0, -1], lm.decoder.tok_emb.weight)
+            assert token == int(logits.argmax())
 
 
 def test_same_seed_same_text_and_stop_at_end_of_text(lm):

@@ -3,85 +3,38 @@
 Each decoder block is causal self-attention -> cross-attention over the encoder output -> feed-forward, with
 the same pre-/post-LN choice, norms, FeedForward and RoPE as the encoder (layers.py). Token embeddings are
 shared: the decoder and the LM head use `encoder.tok_emb` (Raffel et al. 2020; Lewis et al. 2020); the decoder
-has its own positions. What only an encoder-decoder needs lives here: attention with a KV cache for
-generation (self-attention keys/values grow a step at a time; cross-attention keys/values are computed once
-per source and reused).
+has its own positions. The causal self-attention and its KV cache are the decoder-only model's
+(layers.SelfAttention writing into KVCache's preallocated buffers); what only an encoder-decoder needs lives
+here: cross-attention, whose keys/values are computed once per source and reused by every generation step.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from budgetlm.config import ModelConfig
+from budgetlm.models.decoder import causal_mask
 from budgetlm.models.encoder import Encoder
 from budgetlm.models.heads import TiedLMHead
-from budgetlm.models.layers import FeedForward, RotaryEmbedding, _rotate_half, init_weights, layer_norm
+from budgetlm.models.layers import FeedForward, KVCache, RotaryEmbedding, SelfAttention, init_weights, layer_norm
 
 
-@dataclass
-class LayerCache:
-    """One decoder block's cached keys/values, each (B, H, t, hd)."""
+class DecoderCache(KVCache):
+    """Everything the decoder needs to extend a sequence without recomputing the prefix: self-attention
+    keys/values in KVCache's preallocated buffers (written in place, no torch.cat per step), and each block's
+    cross-attention keys/values, computed from the encoder output at the first call and reused."""
 
-    k: torch.Tensor | None = None
-    v: torch.Tensor | None = None
-    cross_k: torch.Tensor | None = None
-    cross_v: torch.Tensor | None = None
-
-
-@dataclass
-class DecoderCache:
-    """Everything a decoder needs to extend a sequence by one token without recomputing the prefix."""
-
-    layers: list[LayerCache] = field(default_factory=list)
-    length: int = 0  # decoder positions already processed
-
-    @classmethod
-    def empty(cls, n_layers: int) -> "DecoderCache":
-        return cls([LayerCache() for _ in range(n_layers)])
-
-
-def _rope_from(rope: RotaryEmbedding, q: torch.Tensor, k: torch.Tensor, start: int):
-    """RoPE for positions start..start+T-1 (layers.RotaryEmbedding always starts at 0)."""
-    T = q.shape[-2]
-    cos, sin = rope.cos[start:start + T], rope.sin[start:start + T]
-    return q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin
+    def __init__(self, n_layers: int, batch: int, n_heads: int, max_len: int, head_dim: int, dtype=torch.float32):
+        super().__init__(n_layers, batch, n_heads, max_len, head_dim, dtype)
+        self.cross_k: list[torch.Tensor | None] = [None] * n_layers  # each (B, H, S, hd) once computed
+        self.cross_v: list[torch.Tensor | None] = [None] * n_layers
 
 
 def _heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
     B, T, D = x.shape  # -> (B, H, T, hd)
     return x.view(B, T, n_heads, D // n_heads).transpose(1, 2)
-
-
-class CausalSelfAttention(nn.Module):
-    """Masked self-attention (fused QKV, like layers.SelfAttention) that can append to a `LayerCache`."""
-
-    def __init__(self, cfg: ModelConfig):
-        super().__init__()
-        self.n_heads = cfg.n_heads
-        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=cfg.bias)
-        self.out = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
-        self.dropout = cfg.dropout
-
-    def forward(self, x: torch.Tensor, rope: RotaryEmbedding | None, cache: LayerCache | None, start: int) -> torch.Tensor:
-        B, T, D = x.shape
-        q, k, v = (_heads(t, self.n_heads) for t in self.qkv(x).split(D, dim=-1))  # each (B, H, T, hd)
-        if rope is not None:
-            q, k = _rope_from(rope, q, k, start)
-        if cache is not None:
-            if cache.k is not None:
-                k, v = torch.cat([cache.k, k], dim=2), torch.cat([cache.v, v], dim=2)  # (B, H, start + T, hd)
-            cache.k, cache.v = k, v
-        drop = self.dropout if self.training else 0.0
-        if start == 0:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1, dropout_p=drop)
-        else:  # query i sits at position start + i and sees keys 0..start + i
-            mask = torch.ones(T, start + T, dtype=torch.bool, device=x.device).tril(start)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop)
-        return self.out(y.transpose(1, 2).reshape(B, T, D))
 
 
 class CrossAttention(nn.Module):
@@ -96,15 +49,15 @@ class CrossAttention(nn.Module):
         self.dropout = cfg.dropout
 
     def forward(self, x: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor | None,
-                cache: LayerCache | None) -> torch.Tensor:
+                cache: DecoderCache | None, layer: int) -> torch.Tensor:
         B, T, D = x.shape
         q = _heads(self.q(x), self.n_heads)  # (B, H, T, hd)
-        if cache is not None and cache.cross_k is not None:
-            k, v = cache.cross_k, cache.cross_v
+        if cache is not None and cache.cross_k[layer] is not None:
+            k, v = cache.cross_k[layer], cache.cross_v[layer]
         else:
             k, v = (_heads(t, self.n_heads) for t in self.kv(memory).split(D, dim=-1))  # (B, H, S, hd)
             if cache is not None:
-                cache.cross_k, cache.cross_v = k, v
+                cache.cross_k[layer], cache.cross_v[layer] = k, v
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=memory_mask, dropout_p=self.dropout if self.training else 0.0)
         return self.out(y.transpose(1, 2).reshape(B, T, D))
 
@@ -115,15 +68,16 @@ class DecoderBlock(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.pre_norm = cfg.norm_position == "pre"
-        self.attn_norm, self.attn = layer_norm(cfg), CausalSelfAttention(cfg)
+        self.attn_norm, self.attn = layer_norm(cfg), SelfAttention(cfg)  # made causal by the mask / is_causal
         self.cross_norm, self.cross = layer_norm(cfg), CrossAttention(cfg)
         self.mlp_norm, self.mlp = layer_norm(cfg), FeedForward(cfg)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x, memory, memory_mask, rope, cache: LayerCache | None, start: int) -> torch.Tensor:
+    def forward(self, x, memory, memory_mask, rope, attn_mask, is_causal: bool, cache: DecoderCache | None,
+                layer: int) -> torch.Tensor:
         steps = (
-            (self.attn_norm, lambda h: self.attn(h, rope, cache, start)),
-            (self.cross_norm, lambda h: self.cross(h, memory, memory_mask, cache)),
+            (self.attn_norm, lambda h: self.attn(h, attn_mask, rope, is_causal=is_causal, cache=cache, layer=layer)),
+            (self.cross_norm, lambda h: self.cross(h, memory, memory_mask, cache, layer)),
             (self.mlp_norm, self.mlp),
         )
         for norm, f in steps:
@@ -164,13 +118,20 @@ class Decoder(nn.Module):
         if self.emb_norm is not None:
             x = self.emb_norm(x)
         x = self.drop(x)
+        mask = causal_mask(T, start)  # once for all blocks; None from position 0 (SDPA's is_causal) or for one token
+        is_causal = start == 0 and T > 1
         for i, block in enumerate(self.blocks):
-            x = block(x, memory, memory_mask, self.rope, cache.layers[i] if cache is not None else None, start)
+            x = block(x, memory, memory_mask, self.rope, mask, is_causal, cache, i)
         if cache is not None:
             cache.length += T
         if self.final_norm is not None:
             x = self.final_norm(x)
         return x
+
+    def new_cache(self, batch: int, max_len: int | None = None) -> DecoderCache:
+        cfg = self.cfg
+        dtype = self.blocks[0].attn.qkv.weight.dtype
+        return DecoderCache(len(self.blocks), batch, cfg.n_heads, max_len or cfg.max_seq_len, cfg.d_model // cfg.n_heads, dtype)
 
 
 def source_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None:

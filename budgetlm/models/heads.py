@@ -84,8 +84,12 @@ class TiedLMHead(nn.Module):
     """Language-model head of the encoder-decoder: a projection onto the shared token embedding, no parameters
     of its own (as BART/mBART with tied embeddings and a zero `final_logits_bias`)."""
 
+    def matrix(self, embedding: torch.Tensor) -> torch.Tensor:
+        """The (V, D) vocabulary matrix: the shared token `embedding`."""
+        return embedding
+
     def forward(self, hidden: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
-        return F.linear(hidden, embedding)  # (..., D) x (V, D) -> (..., V)
+        return F.linear(hidden, self.matrix(embedding))  # (..., D) x (V, D) -> (..., V)
 
 
 class CausalLMHead(nn.Module):
@@ -100,9 +104,13 @@ class CausalLMHead(nn.Module):
         if self.proj is not None:
             nn.init.normal_(self.proj.weight, 0.0, cfg.init_std)
 
+    def matrix(self, embedding: torch.Tensor) -> torch.Tensor:
+        """The (V, D) vocabulary matrix: the tied input `embedding`, or this head's own projection."""
+        return embedding if self.proj is None else self.proj.weight
+
     def forward(self, hidden: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
         # hidden: (..., D); embedding: (V, D) tied input embedding -> (..., V)
-        return F.linear(hidden, embedding if self.proj is None else self.proj.weight)
+        return F.linear(hidden, self.matrix(embedding))
 
 
 class TokenClassificationHead(nn.Module):

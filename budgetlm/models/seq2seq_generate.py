@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from budgetlm.models.encoder_decoder import DecoderCache, EncoderDecoderModel, source_mask
+from budgetlm.models.encoder_decoder import EncoderDecoderModel, source_mask
 from budgetlm.tokenizer import CLS, PAD, SEP
 
 DECODER_START = CLS  # first decoder input (T5 starts from pad, BART from </s>; any fixed id works)
@@ -50,14 +50,17 @@ def generate(
     B = input_ids.shape[0]
     memory = model.encode(input_ids, attention_mask)  # (B, S, D)
     memory_mask = source_mask(attention_mask)  # once, not per step
-    tok_emb, embedding = model.encoder.tok_emb, model.encoder.tok_emb.weight
+    tok_emb = model.encoder.tok_emb
+    # a contiguous (D, V) copy of the head's matrix, once per call, for both paths: at batch 1, hidden @ W.T (the
+    # head's F.linear) takes a slow MKL matvec path, ~2x the time of hidden @ W_t here (as in budgetlm/generate.py)
+    head_t = model.heads["lm"].matrix(tok_emb.weight).t().contiguous()  # (D, V)
     out = torch.full((B, 1), DECODER_START, dtype=torch.long)
     done = torch.zeros(B, dtype=torch.bool)
-    cache = DecoderCache.empty(len(model.decoder.blocks)) if use_cache else None
+    cache = model.decoder.new_cache(B) if use_cache else None
     for _ in range(min(max_new_tokens, model.cfg.max_seq_len - 1)):
         step_ids = out[:, -1:] if use_cache else out  # (B, 1) or (B, t)
         hidden = model.decoder(step_ids, tok_emb, memory, memory_mask, cache)[:, -1]  # (B, D)
-        token = next_token(model.heads["lm"](hidden, embedding), temperature, top_k, generator)  # (B,)
+        token = next_token(hidden @ head_t, temperature, top_k, generator)  # (B,)
         token = token.masked_fill(done, PAD)
         out = torch.cat([out, token[:, None]], dim=1)
         done |= token == EOS
