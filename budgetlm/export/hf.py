@@ -277,6 +277,10 @@ def from_hf(hf_dir: str | Path, trust_pickle: bool = False) -> tuple[Model, dict
         raw = json.loads((p / CONFIG).read_text())
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"cannot read a transformers config ({e})", path=str(p / CONFIG)) from None
+    if not isinstance(raw, dict):
+        raise UserError("cannot read a transformers config (not a JSON object)", path=str(p / CONFIG))
+    if raw.get("format") == "budgetlm":  # is_model_dir said no: the weights are missing
+        raise UserError(f"a budgetlm model directory without its weights ({WEIGHTS} is missing)", path=str(p))
     if raw.get("is_encoder_decoder"):
         raise UserError(f"reading transformers encoder-decoders ({raw.get('model_type')}) back into budgetlm is not "
                         "supported; use the budgetlm model directory the export came from", path=str(p))
