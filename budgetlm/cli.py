@@ -129,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="fine-tuned NER run dir or model dir")
     p.add_argument("text", help="the text to tag")
     p.add_argument("--head", help="which token head of a multi-task model (default: its only token head)")
+    _add_trust_pickle(p)
 
     p = sub.add_parser("evaluate", help="fine-tune and evaluate a model on several tasks; GLUE-style table + chart",
                        formatter_class=fmt, description=EVALUATE_DESCRIPTION)
@@ -139,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=1, help="fine-tune each task with seeds 0..N-1 and report the mean")
     p.add_argument("--scratch", action="store_true", help="evaluate the architecture from random initialisation instead")
     p.add_argument("--out", default="runs/evaluate", help="report directory: report.md, report.json, report.png, one run dir per task")
+    _add_trust_pickle(p)
     # after MODEL, argparse cannot take a second positional list: _Parser.parse_args collects the key=value
     # overrides from the arguments it does not know
     p.set_defaults(overrides=[])
@@ -150,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output .npy: (texts, dim) float32, L2-normalised rows in file order")
     p.add_argument("--text-column", default="", help="text column/field in .tsv/.csv/.jsonl files (default: text, sentence, ...)")
     p.add_argument("--batch-size", type=int, default=64, help="texts per forward pass")
+    _add_trust_pickle(p)
 
     p = sub.add_parser("similar", help="the texts of a file most similar to a query (cosine of sentence embeddings)")
     p.add_argument("model", help="run dir, model dir or transformers dir")
@@ -158,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=5, help="how many texts to show")
     p.add_argument("--text-column", default="", help="text column/field in .tsv/.csv/.jsonl files")
     p.add_argument("--batch-size", type=int, default=64, help="texts per forward pass")
+    _add_trust_pickle(p)
 
     p = sub.add_parser("export", help="export a model for transformers")
     p.add_argument("run_dir", help="run dir or model dir")
@@ -180,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repetition-penalty", type=float, default=defaults.repetition_penalty,
                    help="> 1 discourages repeating tokens already in the text; 1 = off")
     p.add_argument("--seed", type=int, default=defaults.seed, help="sampling seed")
+    _add_trust_pickle(p)
 
     p = sub.add_parser("fill-mask", help="predict the [MASK] tokens in a sentence")
     p.add_argument("model", help="run dir, model dir or exported HF dir")
@@ -241,7 +246,7 @@ def run(args) -> int:
     elif args.command == "tag":
         from budgetlm.stages.tag import tag
 
-        found = tag(args.model, args.text, args.head)
+        found = tag(args.model, args.text, args.head, trust_pickle=args.trust_pickle)
         for text, kind in found:
             print(f"{kind}\t{text}")
         if not found:
@@ -251,7 +256,8 @@ def run(args) -> int:
 
         tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
         report = evaluate(args.model, tasks, args.out, budgets=parse_budgets(args.budget, args.budgets, tasks),
-                          seeds=args.seeds, scratch=args.scratch, overrides=list(args.overrides))
+                          seeds=args.seeds, scratch=args.scratch, overrides=list(args.overrides),
+                          trust_pickle=args.trust_pickle)
         print(report.markdown())
         print(f"\nreport: {args.out}/report.md, {args.out}/report.json, {args.out}/report.png")
     elif args.command in ("embed", "similar"):
@@ -260,10 +266,12 @@ def run(args) -> int:
         if args.batch_size < 1:
             raise UserError("--batch-size must be >= 1")
         if args.command == "embed":
-            out, shape = embed_file(args.model, args.file, args.out, args.text_column, args.batch_size)
+            out, shape = embed_file(args.model, args.file, args.out, args.text_column, args.batch_size,
+                                    trust_pickle=args.trust_pickle)
             print(f"wrote {shape[0]} x {shape[1]} embeddings to {out}")
         else:
-            for score, text in similar(args.model, args.query, args.file, args.top_k, args.text_column, args.batch_size):
+            for score, text in similar(args.model, args.query, args.file, args.top_k, args.text_column, args.batch_size,
+                                       trust_pickle=args.trust_pickle):
                 print(f"{score:.3f}  {text}")
     elif args.command == "export":
         from budgetlm.export.hf import export_hf
@@ -276,7 +284,7 @@ def run(args) -> int:
         cfg = GenerateConfig(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
                              top_p=args.top_p, repetition_penalty=args.repetition_penalty, seed=args.seed)
         cfg.validate()
-        generate_text(args.model, read_prompt(args.prompt, args.prompt_file), cfg)
+        generate_text(args.model, read_prompt(args.prompt, args.prompt_file), cfg, trust_pickle=args.trust_pickle)
     elif args.command == "fill-mask":
         from budgetlm.stages.fill_mask import fill_mask
 

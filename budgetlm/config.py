@@ -459,6 +459,9 @@ class GenerateConfig:
     seed: int = _f(0, "sampling seed")
 
     def validate(self) -> None:
+        for name in ("temperature", "top_p", "repetition_penalty"):  # NaN passes every comparison below
+            if not math.isfinite(getattr(self, name)):
+                raise UserError(f"--{name.replace('_', '-')} must be a finite number, got {getattr(self, name)}")
         if self.max_new_tokens < 1:
             raise UserError(f"--max-new-tokens must be >= 1, got {self.max_new_tokens}")
         if self.temperature < 0:

@@ -61,7 +61,7 @@ def test_long_prompt_is_cut_from_the_left_with_a_note(decoder_run, capsys):
     (["--prompt", ""], "the prompt is empty"),
     (["--prompt", "   \n"], "the prompt is empty"),
     ([], "give exactly one of --prompt and --prompt-file"),
-    (["--prompt-file", "/nonexistent/p.txt"], "prompt file not found"),
+    (["--prompt-file", "/nonexistent/p.txt"], "/nonexistent/p.txt: file not found"),
     (["--prompt", "x", "--top-p", "0"], "--top-p must be in (0, 1]"),
     (["--prompt", "x", "--top-p", "1.5"], "--top-p must be in (0, 1]"),
     (["--prompt", "x", "--temperature", "-1"], "--temperature must be >= 0"),

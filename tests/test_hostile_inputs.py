@@ -1,5 +1,9 @@
 """Every CLI stage fed hostile input: one clear `error:` line (naming file and line where one applies), exit code 2,
-no traceback, and nothing left in --out that looks like a finished run (no results.json, no model/).
+no traceback, nothing unpickled, and nothing left in --out that looks like a finished run (no results.json, no
+model/, no report); stages that write a single file or report leave no output at all.
+
+`test_every_subcommand_and_reader_has_hostile_cases` derives the subcommands from the argparse parser and the task
+types from the config, so a new stage or reader without cases here fails the suite.
 
 Inputs that are unusual but valid (a BOM, CRLF line ends, invalid UTF-8 inside text, a 50 MB line of text) must
 instead give the same result as their clean versions, with a warning where bytes were replaced.
@@ -7,18 +11,26 @@ instead give the same result as their clean versions, with a warning where bytes
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import shutil
+from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+from safetensors.torch import load_file
 
-from budgetlm.cli import main
+from budgetlm.cli import build_parser, main
+from budgetlm.config import TASK_TYPES
 from budgetlm.data.readers import ReadStats, read_table, read_texts
 from budgetlm.tasks.classification import read_examples
 
 from test_cli import TINY_MODEL, TINY_TRAIN, labelled_rows
+from test_cli_decoder import DECODER
+from test_cli_embedding import sts_lines
 
 FIFTY_MB = 50 * 2**20
 CLEAN_TSV = "sentence\tlabel\nthe cat sees a dog .\t1\nthe dark king leaves .\t0\n"
@@ -60,19 +72,72 @@ HOSTILE_FILES = {
     "bad.yaml": b"model: {d_model: [\n",
     "binary.yaml": bytes(range(256)),
     "unknown-key.yaml": b"model:\n  d_modle: 64\n",
+    "long-line.txt": b"word " * (FIFTY_MB // 5) + b"\n",  # also linked as long-line.conll / .tsv / .csv below
+    # CoNLL (token classification)
+    "train.conll": b"".join(b"the\tO\n%s\tB-PER\nsees\tO\nthe\tO\n%s\tB-LOC\n.\tO\n\n" % (w, p)
+                            for w in (b"king", b"queen", b"child") for p in (b"river", b"garden", b"house")),
+    "ragged.conll": b"the\tO\nking\tB-PER\n\nthe king\tO\tx\n",
+    "bad-tag.conll": b"the\tO\nking\tPERSON\n\n",
+    "one-column.conll": b"the\nking\n\n",
+    "docstart-only.conll": b"-DOCSTART- -X- O O\n\n\n",
+    "unseen-tag.conll": b"the\tO\nking\tB-ORG\n\n",
+    # sentence-pair classification
+    "pairs-ragged.tsv": b"sentence1\tsentence2\tlabel\nthe cat\tthe dog\t1\nthe king leaves\t0\n",
+    "pairs-unseen.tsv": b"sentence1\tsentence2\tlabel\nthe cat\tthe dog\t1\nthe king\tthe queen\t2\n",
+    # regression
+    "reg-train.tsv": b"sentence\tscore\n" + b"".join(b"the %s cat sees a dog .\t%.1f\n" % (a, v) for a, v in
+                                                   [(b"old", 0.5), (b"young", 3.8), (b"dark", 1.2), (b"happy", 4.4)] * 4),
+    "reg-word-label.tsv": b"sentence\tscore\nthe cat\t0.5\nthe dog\thigh\n",
+    "reg-nan-label.tsv": b"sentence\tscore\nthe cat\t0.5\nthe dog\tnan\n",
+    # sentence embeddings (pair readers: STS, MRPC, pair tables)
+    "sts-bad-score.csv": (sts_lines(0, 1)[0] + "\ng\tf\t2012\t9\tN/A\ta b\tc d\n").encode(),
+    "sts-short-row.csv": (sts_lines(0, 1)[0] + "\ng\tf\t2012\t9\t3.0\tonly one\n").encode(),
+    "sts-score-7.csv": (sts_lines(0, 1)[0] + "\ng\tf\t2012\t9\t7.5\ta b\tc d\n").encode(),
+    "emb-pairs.tsv": b"sentence1\tsentence2\nthe cat sees a dog\ta dog is seen by the cat\n",
+    "emb-pairs-ragged.tsv": b"sentence1\tsentence2\nthe cat\tthe dog\nonly one text\n",
+    "emb-pairs-missing.jsonl": b'{"sentence1": "the cat", "sentence2": "the dog"}\n{"sentence1": "the king"}\n',
+    "emb-pairs-empty-second.tsv": b"sentence1\tsentence2\nthe cat\tthe dog\nthe king\t \n",
+    "emb-three-columns.tsv": b"a\tb\tc\nx\ty\tz\n",
+    "mrpc-bad-quality.txt": b"Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\nyes\t1\t2\tthe cat\tthe dog\n",
+    "mrpc-ragged.txt": b"Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n1\t1\t2\tthe cat\tthe dog\n0\t3\t4\tthe king\n",
+    # PMI n-gram vocabularies (objective.pmi_vocab)
+    "pmi-ragged.tsv": b"# budgetlm pmi-vocab v1\nthe cat\t5\t1.0\nthe dog\t5\n",
+    "pmi-bad-count.tsv": b"the cat\tmany\t1.0\n",
+    # prompts
+    "prompt-latin1.txt": "the cat\ncaf\u00e9 au lait\n".encode("latin-1"),
+    # model directories that are not quite models
+    "list-config/config.json": b"[1, 2]",
 }
+LINKS = {"long-line.conll": "long-line.txt", "long-line-pairs.tsv": "long-line.txt", "long-line-sts.csv": "long-line.txt"}
 
 
 @pytest.fixture(scope="module")
 def fx(tmp_path_factory, write_text_files):
-    """Hostile files plus what the stages need to get as far as them: tokenizer, corpus, labelled data, a model."""
+    """Hostile files plus what the stages need to get as far as them: tokenizer, corpus, labelled data (sentences,
+    pairs, scores, CoNLL, STS), a data root, an encoder (pre), a decoder (dec), an NER model (ner), damaged model
+    dirs, and transformers exports of pre and dec with safetensors (hf-*) or only a pickle (pickled-*)."""
     d = tmp_path_factory.mktemp("hostile")
     write_text_files(d)
     for name, content in HOSTILE_FILES.items():
+        (d / name).parent.mkdir(exist_ok=True)
         (d / name).write_bytes(content)
+    for name, target in LINKS.items():
+        (d / name).symlink_to(d / target)
     (d / "train.tsv").write_text("\n".join(["sentence\tlabel", *labelled_rows(0, 24)]) + "\n")
     (d / "dev.tsv").write_text("\n".join(["sentence\tlabel", *labelled_rows(1, 8)]) + "\n")
+    pairs = [f"{a}\t{a if int(l) else 'a bird finds the river .'}\t{l}" for a, l in (r.split("\t") for r in labelled_rows(2, 16))]
+    (d / "pairs-train.tsv").write_text("\n".join(["sentence1\tsentence2\tlabel", *pairs]) + "\n")
+    (d / "sts-train.csv").write_text("\n".join(sts_lines(0, 16)) + "\n")
+    (d / "sts-dev.csv").write_text("\n".join(sts_lines(1, 8)) + "\n")
+    root = d / "root"  # the data root: a tiny SST-2 for `evaluate`, and an AG News with a ragged row
+    (root / "sst2").mkdir(parents=True)
+    for name in ("train.tsv", "dev.tsv"):
+        (root / "sst2" / name).write_bytes((d / name).read_bytes())
+    (root / "agnews").mkdir()
+    (root / "agnews" / "dev.tsv").write_text("\n".join(labelled_rows(3, 8)) + "\nthe dark king leaves\n")
+    (root / "agnews" / "test.tsv").write_text("\n".join(labelled_rows(4, 8)) + "\n")
     (d / "a-directory").mkdir()
+    (d / "a-directory.npy").mkdir()
     (d / "not-a-model").mkdir()
     (d / "not-a-model" / "notes.txt").write_text("hello")
     (d / "a-file").write_text("I am a file")
@@ -81,7 +146,11 @@ def fx(tmp_path_factory, write_text_files):
         assert main(["tokenizer", "--vocab-size", "100", "--out", str(d / "tok"), str(d / "train.txt")]) == 0
         assert main(["pretrain", "--tokenizer", str(d / "tok"), "--train", str(d / "train.txt"), "--valid",
                      str(d / "valid.txt"), "--budget", "2steps", "--out", str(d / "pre"), *TINY_MODEL, *TINY_TRAIN]) == 0
-    for damage in ("truncated-weights", "garbage-config"):
+        assert main(["pretrain", "--tokenizer", str(d / "tok"), "--train", str(d / "train.txt"), "--valid",
+                     str(d / "valid.txt"), "--budget", "2steps", "--out", str(d / "dec"), *DECODER]) == 0
+        assert main(["finetune", "--model", str(d / "pre"), "--train", str(d / "train.conll"), "--valid",
+                     str(d / "train.conll"), "--budget", "2steps", "--out", str(d / "ner"), *TINY_TRAIN]) == 0
+    for damage in ("truncated-weights", "garbage-config", "no-weights", "kindless-config"):
         bad = d / damage
         bad.mkdir()
         for f in (d / "pre" / "model").iterdir():
@@ -89,7 +158,23 @@ def fx(tmp_path_factory, write_text_files):
     weights = d / "truncated-weights" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:200])
     (d / "garbage-config" / "config.json").write_bytes(b'{"format": "budgetlm", "model": {"d_model": "wide"')
+    (d / "no-weights" / "model.safetensors").unlink()
+    (d / "kindless-config" / "config.json").write_text('{"format": "budgetlm", "model": {}}')
+    _pickled_exports(d)
     return d
+
+
+def _pickled_exports(d: Path) -> None:
+    """hf-mlm / hf-dec: transformers exports of the encoder and the decoder; pickled-mlm / pickled-dec: the same
+    with their weights only as a pytorch_model.bin (the legacy format that --trust-pickle is for)."""
+    from budgetlm.export.hf import export_hf
+
+    for kind, run in (("mlm", "pre"), ("dec", "dec")):
+        export_hf(d / run, d / f"hf-{kind}", verify=False)
+        legacy = d / f"pickled-{kind}"
+        shutil.copytree(d / f"hf-{kind}", legacy)
+        torch.save(load_file(str(legacy / "model.safetensors")), legacy / "pytorch_model.bin")
+        (legacy / "model.safetensors").unlink()
 
 
 def pretrain(d, train="train.txt", valid="valid.txt", tok="tok", extra=(), budget="2steps"):
@@ -104,6 +189,46 @@ def finetune(d, train="train.tsv", valid="dev.tsv", model="pre", extra=(), budge
 
 def tokenizer(d, *files, extra=()):
     return ["tokenizer", "--vocab-size", "100", "--out", d / "out", *[d / f for f in files], *extra]
+
+
+def ner(d, train="train.conll", valid="train.conll", extra=()):
+    return finetune(d, train=train, valid=valid, extra=extra)
+
+
+def embedding(d, train="sts-train.csv", valid="sts-dev.csv", model="pre", extra=()):
+    return finetune(d, train=train, valid=valid, model=model, extra=["--task-type", "embedding", *extra])
+
+
+def pmi_vocab(d, *files, extra=()):
+    return ["pmi-vocab", "--out", d / "out.tsv", *[d / f for f in files], *extra]
+
+
+def tag(d, model="ner", text="the queen sees the garden .", extra=()):
+    return ["tag", d / model, text, *extra]
+
+
+def evaluate(d, model="pre", tasks="sst2", extra=(), budget="2steps", out=None):
+    return ["evaluate", d / model, "--tasks", tasks, "--budget", budget, "--out", out or d / "out", *extra,
+            "train.batch_size=4", "train.threads=1"]
+
+
+def embed(d, model="pre", file="valid.txt", out="out.npy", extra=()):
+    return ["embed", d / model, d / file, "--out", d / out, *extra]
+
+
+def similar(d, model="pre", query="the cat sees a dog", file="valid.txt", extra=()):
+    return ["similar", d / model, query, d / file, *extra]
+
+
+def generate(d, model="dec", extra=("--prompt", "the cat")):
+    return ["generate", d / model, "--max-new-tokens", "3", *extra]
+
+
+def prompt_file(d, name, extra=()):
+    return generate(d, extra=["--prompt-file", d / name, *extra])
+
+
+PICKLE_REFUSED = ["pytorch_model.bin", "--trust-pickle"]
 
 
 # (id, argv builder, fragments the error line must contain; "{d}" stands for the fixture directory)
@@ -205,18 +330,215 @@ CASES = [
     ("fill-mask: empty text", lambda d: ["fill-mask", d / "pre", ""], ["no [MASK]"]),
     ("fill-mask: --top-k 0", lambda d: ["fill-mask", d / "pre", "a [MASK] .", "--top-k", "0"], ["--top-k must be >= 1"]),
     ("fill-mask: --top-k text", lambda d: ["fill-mask", d / "pre", "a [MASK] .", "--top-k", "many"], ["--top-k", "invalid int value"]),
+    # --- pmi-vocab
+    ("pmi-vocab: missing file", lambda d: pmi_vocab(d, "train.txt", "nope.txt"), ["{d}/nope.txt: file not found"]),
+    ("pmi-vocab: a directory", lambda d: pmi_vocab(d, "a-directory"), ["{d}/a-directory: is a directory"]),
+    ("pmi-vocab: empty file", lambda d: pmi_vocab(d, "empty.txt"), ["{d}/empty.txt: file is empty"]),
+    ("pmi-vocab: only blank lines", lambda d: pmi_vocab(d, "blank.txt"), ["no words found", "{d}/blank.txt"]),
+    ("pmi-vocab: binary file", lambda d: pmi_vocab(d, "binary.txt"), ["{d}/binary.txt: looks like a binary file"]),
+    ("pmi-vocab: random bytes", lambda d: pmi_vocab(d, "noise.txt"), ["{d}/noise.txt: is not UTF-8 text"]),
+    ("pmi-vocab: UTF-16", lambda d: pmi_vocab(d, "utf16.txt"), ["{d}/utf16.txt: is UTF-16 encoded"]),
+    ("pmi-vocab: fake zip", lambda d: pmi_vocab(d, "fake.zip"), ["{d}/fake.zip: not a valid zip file"]),
+    ("pmi-vocab: ragged TSV", lambda d: pmi_vocab(d, "ragged.tsv"), ["{d}/ragged.tsv:3: expected 2 columns"]),
+    ("pmi-vocab: broken JSON line", lambda d: pmi_vocab(d, "broken.jsonl"), ["{d}/broken.jsonl:2: not valid JSON"]),
+    ("pmi-vocab: 50 MB JSON line", lambda d: pmi_vocab(d, "long-line.jsonl"), ["{d}/long-line.jsonl:1: JSON line is too long"]),
+    ("pmi-vocab: --text-column not there", lambda d: pmi_vocab(d, "train.tsv", extra=["--text-column", "body"]), ["{d}/train.tsv: no column 'body'"]),
+    ("pmi-vocab: --min-count 0", lambda d: pmi_vocab(d, "train.txt", extra=["--min-count", "0"]), ["--min-count must be >= 1"]),
+    ("pmi-vocab: negative --size", lambda d: pmi_vocab(d, "train.txt", extra=["--size", "-1"]), ["--size must be >= 0"]),
+    ("pmi-vocab: --out is a directory", lambda d: ["pmi-vocab", "--out", d / "a-directory", d / "train.txt"], ["{d}/a-directory: --out is a directory"]),
+    ("pmi-vocab: --out in a missing directory", lambda d: ["pmi-vocab", "--out", d / "nowhere" / "v.tsv", d / "train.txt"], ["{d}/nowhere: the output directory does not exist"]),
+    ("pmi-vocab: read-only --out", lambda d: ["pmi-vocab", "--out", "/sys/budgetlm-pmi.tsv", d / "train.txt"], ["/sys"]),
+    ("pretrain: PMI vocabulary missing", lambda d: pretrain(d, extra=["objective.masking=pmi", f"objective.pmi_vocab={d / 'nope.tsv'}"]), ["{d}/nope.tsv: file not found"]),
+    ("pretrain: PMI vocabulary is a directory", lambda d: pretrain(d, extra=["objective.masking=pmi", f"objective.pmi_vocab={d / 'a-directory'}"]), ["{d}/a-directory: is a directory"]),
+    ("pretrain: PMI vocabulary binary", lambda d: pretrain(d, extra=["objective.masking=pmi", f"objective.pmi_vocab={d / 'binary.txt'}"]), ["{d}/binary.txt: looks like a binary file"]),
+    ("pretrain: PMI vocabulary ragged", lambda d: pretrain(d, extra=["objective.masking=pmi", f"objective.pmi_vocab={d / 'pmi-ragged.tsv'}"]), ["{d}/pmi-ragged.tsv:3: expected 'n-gram<TAB>count<TAB>score', found 2"]),
+    ("pretrain: PMI vocabulary count not a number", lambda d: pretrain(d, extra=["objective.masking=pmi", f"objective.pmi_vocab={d / 'pmi-bad-count.tsv'}"]), ["{d}/pmi-bad-count.tsv:1: count must be an integer"]),
+    ("pretrain: PMI masking without a vocabulary", lambda d: pretrain(d, extra=["objective.masking=pmi"]), ["objective.pmi_vocab=FILE"]),
+    # --- finetune readers: CoNLL (token classification)
+    ("finetune[token]: ragged CoNLL row", lambda d: ner(d, train="ragged.conll"), ["{d}/ragged.conll:4: expected 2 columns like the first row, found 3"]),
+    ("finetune[token]: tag that is not IOB", lambda d: ner(d, valid="bad-tag.conll"), ["{d}/bad-tag.conll:2: tag 'PERSON' is not IOB"]),
+    ("finetune[token]: one column", lambda d: ner(d, train="one-column.conll"), ["{d}/one-column.conll:1: expected `token<TAB>tag` rows"]),
+    ("finetune[token]: no sentences", lambda d: ner(d, valid="docstart-only.conll"), ["{d}/docstart-only.conll: no sentences found"]),
+    ("finetune[token]: tag unseen in training", lambda d: ner(d, valid="unseen-tag.conll"), ["{d}/unseen-tag.conll:2: tag 'B-ORG' does not occur in the training data"]),
+    ("finetune[token]: 50 MB token row", lambda d: ner(d, valid="long-line.conll"), ["{d}/long-line.conll:1: line is too long for a token row"]),
+    ("finetune[token]: binary valid file", lambda d: ner(d, valid="binary.txt", extra=["--task-type", "token"]), ["{d}/binary.txt: looks like a binary file"]),
+    ("finetune[token]: empty valid file", lambda d: ner(d, valid="empty.txt"), ["{d}/empty.txt: file is empty"]),
+    ("finetune[token]: a table given as CoNLL", lambda d: ner(d, train="train.tsv", extra=["--task-type", "token"]), ["{d}/train.tsv:1: tag 'label' is not IOB"]),
+    # --- finetune readers: sentence pairs
+    ("finetune[pair]: row missing its second text", lambda d: finetune(d, train="pairs-train.tsv", valid="pairs-ragged.tsv"), ["{d}/pairs-ragged.tsv:3: expected 3 columns", "found 2"]),
+    ("finetune[pair]: label unseen in training", lambda d: finetune(d, train="pairs-train.tsv", valid="pairs-unseen.tsv"), ["{d}/pairs-unseen.tsv:3: label '2' does not occur in the training data"]),
+    ("finetune[pair]: one text column", lambda d: finetune(d, extra=["--task-type", "pair"]), ["{d}/train.tsv: pair classification needs a second text column"]),
+    ("finetune[pair]: --text-b-column not there", lambda d: finetune(d, train="pairs-train.tsv", valid="pairs-train.tsv", extra=["--text-b-column", "other"]), ["{d}/pairs-train.tsv: no column 'other' for the second text"]),
+    ("finetune[pair]: 50 MB row", lambda d: finetune(d, train="pairs-train.tsv", valid="long-line-pairs.tsv"), ["{d}/long-line-pairs.tsv:1: row is too long"]),
+    # --- finetune readers: regression
+    ("finetune[regression]: a word for a score", lambda d: finetune(d, train="reg-train.tsv", valid="reg-word-label.tsv"), ["{d}/reg-word-label.tsv:3: label 'high' is not a number"]),
+    ("finetune[regression]: NaN score", lambda d: finetune(d, train="reg-nan-label.tsv", valid="reg-train.tsv"), ["{d}/reg-nan-label.tsv:3: label 'nan' is not a finite number"]),
+    ("finetune[regression]: words as scores", lambda d: finetune(d, train="unseen-label.tsv", extra=["--task-type", "regression"]), ["{d}/unseen-label.tsv:3: label 'maybe' is not a number"]),
+    ("finetune[regression]: --label-column not there", lambda d: finetune(d, train="reg-train.tsv", extra=["--label-column", "label"]), ["{d}/reg-train.tsv: no label column 'label'"]),
+    ("finetune[sentence]: binary valid", lambda d: finetune(d, valid="binary.tsv"), ["{d}/binary.tsv: looks like a binary file"]),
+    # --- finetune readers: sentence embeddings (STS, MRPC, pair tables, raw sentences)
+    ("finetune[embedding]: missing --train", lambda d: embedding(d, train="nope.csv"), ["{d}/nope.csv: file not found"]),
+    ("finetune[embedding]: --valid is a directory", lambda d: embedding(d, valid="a-directory"), ["{d}/a-directory: is a directory"]),
+    ("finetune[embedding]: empty --train", lambda d: embedding(d, train="empty.tsv"), ["{d}/empty.tsv: file is empty"]),
+    ("finetune[embedding]: binary --train", lambda d: embedding(d, train="binary.tsv"), ["{d}/binary.tsv: looks like a binary file"]),
+    ("finetune[embedding]: STS score not a number", lambda d: embedding(d, train="sts-bad-score.csv"), ["{d}/sts-bad-score.csv:2: score 'N/A' is not a number in [0, 5]"]),
+    ("finetune[embedding]: STS score above 5", lambda d: embedding(d, valid="sts-score-7.csv"), ["{d}/sts-score-7.csv:2: score '7.5'"]),
+    ("finetune[embedding]: STS row missing a sentence", lambda d: embedding(d, train="sts-short-row.csv"), ["{d}/sts-short-row.csv:2: expected at least 7 tab-separated fields", "found 6"]),
+    ("finetune[embedding]: pair row missing its second column", lambda d: embedding(d, train="emb-pairs-ragged.tsv"), ["{d}/emb-pairs-ragged.tsv:3: expected 2 columns"]),
+    ("finetune[embedding]: JSON pair missing a field", lambda d: embedding(d, train="emb-pairs-missing.jsonl"), ["{d}/emb-pairs-missing.jsonl:2: needs fields 'sentence1' and 'sentence2'"]),
+    ("finetune[embedding]: empty second sentence", lambda d: embedding(d, train="emb-pairs-empty-second.tsv"), ["{d}/emb-pairs-empty-second.tsv:3: empty sentence in a pair"]),
+    ("finetune[embedding]: no pair columns", lambda d: embedding(d, train="emb-three-columns.tsv"), ["{d}/emb-three-columns.tsv: cannot tell which two columns"]),
+    ("finetune[embedding]: MRPC quality not 0/1", lambda d: embedding(d, train="mrpc-bad-quality.txt"), ["{d}/mrpc-bad-quality.txt:2: Quality must be 0 or 1"]),
+    ("finetune[embedding]: ragged MRPC row", lambda d: embedding(d, train="mrpc-ragged.txt"), ["{d}/mrpc-ragged.txt:3: expected 5 tab-separated fields"]),
+    ("finetune[embedding]: unscored --valid", lambda d: embedding(d, valid="emb-pairs.tsv"), ["{d}/emb-pairs.tsv: an STS evaluation file needs similarity scores"]),
+    ("finetune[embedding]: 50 MB pair row", lambda d: embedding(d, train="long-line-pairs.tsv"), ["{d}/long-line-pairs.tsv:1:", "too long"]),
+    ("finetune[embedding]: 50 MB STS line", lambda d: embedding(d, valid="long-line-sts.csv"), ["{d}/long-line-sts.csv:1:", "too long"]),
+    ("finetune[embedding]: embedding.pairs file missing", lambda d: embedding(d, extra=[f"embedding.pairs=[{d / 'nope.tsv'}]"]), ["{d}/nope.tsv: file not found"]),
+    ("finetune[embedding]: no --valid", lambda d: ["finetune", "--model", d / "pre", "--task-type", "embedding", "--train", d / "sts-train.csv", "--out", d / "out"], ["--valid STS_FILE"]),
+    ("finetune[embedding]: a decoder", lambda d: embedding(d, model="dec"), ["{d}/dec: sentence embeddings need an encoder"]),
+    # --- finetune: models and methods
+    ("finetune: pickle-only model", lambda d: finetune(d, model="pickled-mlm"), PICKLE_REFUSED),
+    ("finetune: model dir without weights", lambda d: finetune(d, model="no-weights"), ["{d}/no-weights: a budgetlm model directory without its weights"]),
+    ("finetune: model config without a kind", lambda d: finetune(d, model="kindless-config"), ["{d}/kindless-config/config.json: not a budgetlm model config (needs `kind`"]),
+    ("finetune: model config is a JSON list", lambda d: finetune(d, model="list-config"), ["{d}/list-config/config.json", "not a JSON object"]),
+    ("finetune: --method prompt with an encoder", lambda d: finetune(d, extra=["--method", "prompt"]), ["--method prompt needs a model of family decoder"]),
+    ("finetune: --method text2text with an encoder", lambda d: finetune(d, extra=["--method", "text2text"]), ["--method text2text needs a model of family encoder_decoder"]),
+    ("finetune: prompting with a label unseen in train", lambda d: finetune(d, model="dec", valid="unseen-label.tsv"), ["{d}/unseen-label.tsv:3: label 'maybe' does not occur in the training data"]),
+    ("finetune: negative --shots", lambda d: finetune(d, model="dec", extra=["--shots", "-1"]), ["prompt.shots must be >= 0"]),
+    # --- tag
+    ("tag: missing model", lambda d: tag(d, model="nope"), ["{d}/nope: model path not found"]),
+    ("tag: not a model", lambda d: tag(d, model="not-a-model"), ["{d}/not-a-model: not a budgetlm run"]),
+    ("tag: a plain file", lambda d: tag(d, model="a-file"), ["{d}/a-file: is a file"]),
+    ("tag: truncated weights", lambda d: tag(d, model="truncated-weights"), ["{d}/truncated-weights/model.safetensors: cannot read weights"]),
+    ("tag: garbage model config", lambda d: tag(d, model="garbage-config"), ["{d}/garbage-config"]),
+    ("tag: model dir without weights", lambda d: tag(d, model="no-weights"), ["{d}/no-weights: a budgetlm model directory without its weights"]),
+    ("tag: pickle-only model", lambda d: tag(d, model="pickled-mlm"), PICKLE_REFUSED),
+    ("tag: a model without a token head", lambda d: tag(d, model="pre"), ["no token-classification head (kind 'mlm')"]),
+    ("tag: a decoder", lambda d: tag(d, model="dec"), ["no token-classification head (kind 'clm')"]),
+    ("tag: unknown --head", lambda d: tag(d, extra=["--head", "ner2"]), ["no token head 'ner2'; token heads: tok"]),
+    ("tag: empty text", lambda d: tag(d, text=""), ["the text to tag is empty"]),
+    ("tag: blank text", lambda d: tag(d, text=" \t\r\n"), ["the text to tag is empty"]),
+    ("tag: missing text", lambda d: ["tag", d / "ner"], ["the following arguments are required: text"]),
+    # --- evaluate
+    ("evaluate: missing model", lambda d: evaluate(d, model="nope"), ["{d}/nope: model path not found"]),
+    ("evaluate: not a model", lambda d: evaluate(d, model="not-a-model"), ["{d}/not-a-model: not a budgetlm run"]),
+    ("evaluate: a plain file", lambda d: evaluate(d, model="a-file"), ["{d}/a-file: is a file"]),
+    ("evaluate: truncated weights", lambda d: evaluate(d, model="truncated-weights"), ["{d}/truncated-weights/model.safetensors: cannot read weights"]),
+    ("evaluate: pickle-only model", lambda d: evaluate(d, model="pickled-mlm"), PICKLE_REFUSED),
+    ("evaluate: unknown task", lambda d: evaluate(d, tasks="sst2,glue9"), ["unknown task(s) glue9"]),
+    ("evaluate: no tasks", lambda d: evaluate(d, tasks=" , "), ["unknown task(s) (none given)"]),
+    ("evaluate: a task twice", lambda d: evaluate(d, tasks="sst2,sst2"), ["--tasks names sst2 more than once"]),
+    ("evaluate: --seeds 0", lambda d: evaluate(d, extra=["--seeds", "0"]), ["--seeds must be >= 1, got 0"]),
+    ("evaluate: negative --seeds", lambda d: evaluate(d, extra=["--seeds", "-2"]), ["--seeds must be >= 1, got -2"]),
+    ("evaluate: budget 0", lambda d: evaluate(d, budget="0steps"), ["budget for sst2 must be positive"]),
+    ("evaluate: budget nonsense", lambda d: evaluate(d, budget="soon"), ["budget for sst2: cannot read 'soon'"]),
+    ("evaluate: --budgets without '='", lambda d: evaluate(d, extra=["--budgets", "sst2"]), ["--budgets: 'sst2' must look like task=budget"]),
+    ("evaluate: --budgets for another task", lambda d: evaluate(d, extra=["--budgets", "mrpc=1m"]), ["--budgets names 'mrpc', which is not in --tasks"]),
+    ("evaluate: NaN learning rate", lambda d: evaluate(d, extra=["train.lr=nan"]), ["train.lr: must be a finite number"]),
+    ("evaluate: unknown override", lambda d: evaluate(d, extra=["model.d_model=64"]), ["unknown config key"]),
+    ("evaluate: task data missing from the data root", lambda d: evaluate(d, tasks="wikiann"), ["expected data file is missing from the data root"]),
+    ("evaluate: --out is a file", lambda d: evaluate(d, out=d / "a-file"), ["{d}/a-file: --out exists and is not a directory"]),
+    ("evaluate: read-only --out", lambda d: evaluate(d, out="/sys/budgetlm-eval"), ["/sys/budgetlm-eval: cannot write to the output directory"]),
+    ("evaluate: --seeds text", lambda d: evaluate(d, extra=["--seeds", "two"]), ["--seeds", "invalid int value"]),
+    # --- embed
+    ("embed: missing model", lambda d: embed(d, model="nope"), ["{d}/nope: model path not found"]),
+    ("embed: not a model", lambda d: embed(d, model="not-a-model"), ["{d}/not-a-model: not a budgetlm run"]),
+    ("embed: truncated weights", lambda d: embed(d, model="truncated-weights"), ["{d}/truncated-weights/model.safetensors: cannot read weights"]),
+    ("embed: pickle-only model", lambda d: embed(d, model="pickled-mlm"), PICKLE_REFUSED),
+    ("embed: a decoder", lambda d: embed(d, model="dec"), ["{d}/dec: sentence embeddings need an encoder"]),
+    ("embed: missing file", lambda d: embed(d, file="nope.txt"), ["{d}/nope.txt: file not found"]),
+    ("embed: file is a directory", lambda d: embed(d, file="a-directory"), ["{d}/a-directory: is a directory"]),
+    ("embed: empty file", lambda d: embed(d, file="empty.txt"), ["{d}/empty.txt: file is empty"]),
+    ("embed: only blank lines", lambda d: embed(d, file="blank.txt"), ["{d}/blank.txt: no texts found"]),
+    ("embed: binary file", lambda d: embed(d, file="binary.txt"), ["{d}/binary.txt: looks like a binary file"]),
+    ("embed: random bytes", lambda d: embed(d, file="noise.txt"), ["{d}/noise.txt: is not UTF-8 text"]),
+    ("embed: UTF-16", lambda d: embed(d, file="utf16.txt"), ["{d}/utf16.txt: is UTF-16 encoded"]),
+    ("embed: ragged TSV", lambda d: embed(d, file="ragged.tsv"), ["{d}/ragged.tsv:3: expected 2 columns"]),
+    ("embed: TSV without a text column", lambda d: embed(d, file="no-text-column.tsv"), ["{d}/no-text-column.tsv: cannot tell which column"]),
+    ("embed: JSON line without text", lambda d: embed(d, file="no-field.jsonl"), ["{d}/no-field.jsonl:2: no text field"]),
+    ("embed: 50 MB line", lambda d: embed(d, file="long-line.txt"), ["{d}/long-line.txt:1: line is too long"]),
+    ("embed: --out not .npy", lambda d: embed(d, out="out.txt"), ["{d}/out.txt: --out must end in .npy"]),
+    ("embed: --out in a missing directory", lambda d: embed(d, out="nowhere/x.npy"), ["{d}/nowhere: the output directory does not exist"]),
+    ("embed: --out is a directory", lambda d: embed(d, out="a-directory.npy"), ["{d}/a-directory.npy: --out is a directory"]),
+    ("embed: read-only --out", lambda d: embed(d)[:-1] + ["/sys/budgetlm-embed.npy"], ["/sys/budgetlm-embed.npy: cannot write the embeddings"]),
+    ("embed: --batch-size 0", lambda d: embed(d, extra=["--batch-size", "0"]), ["--batch-size must be >= 1"]),
+    # --- similar
+    ("similar: missing model", lambda d: similar(d, model="nope"), ["{d}/nope: model path not found"]),
+    ("similar: a plain file", lambda d: similar(d, model="a-file"), ["{d}/a-file: is a file"]),
+    ("similar: pickle-only model", lambda d: similar(d, model="pickled-mlm"), PICKLE_REFUSED),
+    ("similar: a decoder", lambda d: similar(d, model="dec"), ["sentence embeddings need an encoder"]),
+    ("similar: missing file", lambda d: similar(d, file="nope.txt"), ["{d}/nope.txt: file not found"]),
+    ("similar: binary file", lambda d: similar(d, file="binary.txt"), ["{d}/binary.txt: looks like a binary file"]),
+    ("similar: only blank lines", lambda d: similar(d, file="blank.txt"), ["{d}/blank.txt: no texts found"]),
+    ("similar: broken JSON line", lambda d: similar(d, file="broken.jsonl"), ["{d}/broken.jsonl:2: not valid JSON"]),
+    ("similar: 50 MB line", lambda d: similar(d, file="long-line.txt"), ["{d}/long-line.txt:1: line is too long"]),
+    ("similar: empty query", lambda d: similar(d, query=""), ["the query is empty"]),
+    ("similar: --top-k 0", lambda d: similar(d, extra=["--top-k", "0"]), ["--top-k must be >= 1"]),
+    ("similar: negative --top-k", lambda d: similar(d, extra=["--top-k", "-3"]), ["--top-k must be >= 1"]),
+    ("similar: --batch-size 0", lambda d: similar(d, extra=["--batch-size", "0"]), ["--batch-size must be >= 1"]),
+    # --- generate
+    ("generate: missing model", lambda d: generate(d, model="nope"), ["{d}/nope: model path not found"]),
+    ("generate: not a model", lambda d: generate(d, model="not-a-model"), ["{d}/not-a-model: not a budgetlm run"]),
+    ("generate: a plain file", lambda d: generate(d, model="a-file"), ["{d}/a-file: is a file"]),
+    ("generate: truncated weights", lambda d: generate(d, model="truncated-weights"), ["{d}/truncated-weights/model.safetensors: cannot read weights"]),
+    ("generate: pickle-only model", lambda d: generate(d, model="pickled-dec"), PICKLE_REFUSED),
+    ("generate: an encoder", lambda d: generate(d, model="pre"), ["cannot generate text (kind: mlm)"]),
+    ("generate: empty prompt", lambda d: generate(d, extra=["--prompt", ""]), ["the prompt is empty"]),
+    ("generate: blank prompt", lambda d: generate(d, extra=["--prompt", " \n\t"]), ["the prompt is empty"]),
+    ("generate: no prompt", lambda d: generate(d, extra=[]), ["give exactly one of --prompt and --prompt-file"]),
+    ("generate: two prompts", lambda d: generate(d, extra=["--prompt", "a", "--prompt-file", d / "valid.txt"]), ["give exactly one of --prompt and --prompt-file"]),
+    ("generate: missing --prompt-file", lambda d: prompt_file(d, "nope.txt"), ["{d}/nope.txt: file not found"]),
+    ("generate: --prompt-file is a directory", lambda d: prompt_file(d, "a-directory"), ["{d}/a-directory: is a directory"]),
+    ("generate: empty --prompt-file", lambda d: prompt_file(d, "empty.txt"), ["{d}/empty.txt: file is empty"]),
+    ("generate: blank --prompt-file", lambda d: prompt_file(d, "blank.txt"), ["the prompt is empty", "{d}/blank.txt"]),
+    ("generate: binary --prompt-file", lambda d: prompt_file(d, "binary.txt"), ["{d}/binary.txt: looks like a binary file"]),
+    ("generate: UTF-16 --prompt-file", lambda d: prompt_file(d, "utf16.txt"), ["{d}/utf16.txt: is UTF-16 encoded"]),
+    ("generate: Latin-1 --prompt-file", lambda d: prompt_file(d, "prompt-latin1.txt"), ["{d}/prompt-latin1.txt:2: the prompt file is not UTF-8 text"]),
+    ("generate: --top-p 0", lambda d: generate(d, extra=["--prompt", "a", "--top-p", "0"]), ["--top-p must be in (0, 1], got 0.0"]),
+    ("generate: --top-p above 1", lambda d: generate(d, extra=["--prompt", "a", "--top-p", "1.5"]), ["--top-p must be in (0, 1], got 1.5"]),
+    ("generate: negative --top-p", lambda d: generate(d, extra=["--prompt", "a", "--top-p", "-0.1"]), ["--top-p must be in (0, 1]"]),
+    ("generate: NaN --top-p", lambda d: generate(d, extra=["--prompt", "a", "--top-p", "nan"]), ["--top-p must be a finite number"]),
+    ("generate: NaN --temperature", lambda d: generate(d, extra=["--prompt", "a", "--temperature", "nan"]), ["--temperature must be a finite number, got nan"]),
+    ("generate: infinite --temperature", lambda d: generate(d, extra=["--prompt", "a", "--temperature", "inf"]), ["--temperature must be a finite number, got inf"]),
+    ("generate: negative --temperature", lambda d: generate(d, extra=["--prompt", "a", "--temperature", "-1"]), ["--temperature must be >= 0"]),
+    ("generate: --temperature text", lambda d: generate(d, extra=["--prompt", "a", "--temperature", "hot"]), ["--temperature", "invalid float value: 'hot'"]),
+    ("generate: NaN --repetition-penalty", lambda d: generate(d, extra=["--prompt", "a", "--repetition-penalty", "nan"]), ["--repetition-penalty must be a finite number"]),
+    ("generate: --repetition-penalty 0", lambda d: generate(d, extra=["--prompt", "a", "--repetition-penalty", "0"]), ["--repetition-penalty must be > 0"]),
+    ("generate: --max-new-tokens 0", lambda d: generate(d, extra=["--prompt", "a"]) + ["--max-new-tokens", "0"], ["--max-new-tokens must be >= 1"]),
+    ("generate: negative --top-k", lambda d: generate(d, extra=["--prompt", "a", "--top-k", "-1"]), ["--top-k must be >= 0"]),
+    # --- export and fill-mask: the remaining model-directory damage
+    ("export: pickle-only model", lambda d: ["export", d / "pickled-mlm", "--out", d / "out"], PICKLE_REFUSED),
+    ("export: truncated weights", lambda d: ["export", d / "truncated-weights", "--out", d / "out"], ["{d}/truncated-weights/model.safetensors: cannot read weights"]),
+    ("export: model dir without weights", lambda d: ["export", d / "no-weights", "--out", d / "out"], ["{d}/no-weights: a budgetlm model directory without its weights"]),
+    ("export: onto the model itself", lambda d: ["export", d / "pre", "--out", d / "pre" / "model"], ["the export directory must differ from the model directory"]),
+    ("export: a plain file", lambda d: ["export", d / "a-file", "--out", d / "out"], ["{d}/a-file: not a budgetlm run"]),
+    ("fill-mask: pickle-only model", lambda d: ["fill-mask", d / "pickled-mlm", "a [MASK] ."], PICKLE_REFUSED),
+    ("fill-mask: a decoder", lambda d: ["fill-mask", d / "dec", "a [MASK] ."], ["no masked-LM head (kind: clm)"]),
+    ("fill-mask: not a model", lambda d: ["fill-mask", d / "not-a-model", "a [MASK] ."], ["{d}/not-a-model: not a budgetlm run"]),
+    ("fill-mask: model config without a kind", lambda d: ["fill-mask", d / "kindless-config", "a [MASK] ."], ["{d}/kindless-config/config.json: not a budgetlm model config"]),
     ("unknown command", lambda d: ["shrink", d / "pre"], ["invalid choice: 'shrink'"]),
     ("unknown flag", lambda d: pretrain(d, extra=["--learning-rate", "3"]), ["unrecognized arguments: --learning-rate"]),
 ]
 
 
+# stages that write one file or a report: a refusal leaves no trace of --out at all
+LEAVES_NOTHING = {"tokenizer", "pmi-vocab", "evaluate", "embed", "similar", "generate", "tag", "export", "fill-mask"}
+FINISHED = ("results.json", "model", "report.md", "report.json", "report.png")
+
+
+def _stage(case_id: str) -> str:
+    return case_id.split(":")[0].split("[")[0]
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_hostile_input_is_refused_cleanly(fx, case, capsys, monkeypatch):
-    _, build, fragments = case
+    name, build, fragments = case
     monkeypatch.setenv("BUDGETLM_CACHE", str(fx / "cache"))
+    monkeypatch.setenv("BUDGETLM_DATA", str(fx / "root"))
+    monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("torch.load ran without --trust-pickle"))
     out = fx / "out"
     shutil.rmtree(out, ignore_errors=True)
-    assert not (out / "results.json").exists() and not (out / "model").exists()
+    before = {p.name for p in fx.iterdir()}
     capsys.readouterr()
     try:
         code = main([str(a) for a in build(fx)])
@@ -230,15 +552,38 @@ def test_hostile_input_is_refused_cleanly(fx, case, capsys, monkeypatch):
     assert len(errors) == 1, err[-2000:]
     for fragment in fragments:
         assert fragment.format(d=fx) in errors[0], errors[0]
-    # nothing that looks like a finished run
-    assert not (out / "results.json").exists() and not (out / "model").exists()
+    # nothing that looks like a finished run, and no stray output (out.npy, out.tsv, *.tmp) beside it
+    assert not any((out / f).exists() for f in FINISHED)
     assert not (out / "checkpoints").exists() or not any((out / "checkpoints").iterdir())
+    assert {p.name for p in fx.iterdir()} - before <= {"out", "tokenizers"}
+    if _stage(name) in LEAVES_NOTHING:
+        assert not out.exists(), sorted(p.name for p in out.rglob("*"))
 
 
-def test_every_case_is_distinct_and_the_table_covers_every_stage():
+def _subcommands() -> dict[str, argparse.ArgumentParser]:
+    action = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+def _takes_a_model(parser: argparse.ArgumentParser) -> bool:
+    return any(a.dest in ("model", "run_dir") for a in parser._actions)
+
+
+MIN_CASES = 8  # per subcommand
+
+
+def test_every_subcommand_and_reader_has_hostile_cases():
     names = [c[0] for c in CASES]
     assert len(names) == len(set(names))
-    assert {n.split(":")[0] for n in names} >= {"tokenizer", "pretrain", "finetune", "export", "fill-mask"}
+    per_stage = Counter(_stage(n) for n in names)
+    thin = {stage: per_stage[stage] for stage in _subcommands() if per_stage[stage] < MIN_CASES}
+    assert not thin, f"subcommands with fewer than {MIN_CASES} hostile cases: {thin}"
+    readers = {n.split("[")[1].split("]")[0] for n in names if n.startswith("finetune[")}
+    assert set(TASK_TYPES) <= readers, f"task types without hostile cases: {set(TASK_TYPES) - readers}"
+    for stage, parser in _subcommands().items():
+        if _takes_a_model(parser):
+            assert "trust_pickle" in {a.dest for a in parser._actions}, f"{stage} loads weights but has no --trust-pickle"
+            assert any(_stage(n) == stage and "pickle" in n for n in names), f"no pickle case for {stage}"
 
 
 # ------------------------------------------------------------------------------------------------ unusual but valid
@@ -313,3 +658,107 @@ def test_cli_runs_on_bom_crlf_files_like_on_clean_ones(fx, tmp_path, capsys):
         results[label] = json.loads((d / "run" / "results.json").read_text())
     assert results["clean"]["labels"] == results["bom+crlf"]["labels"] == ["0", "1"]
     assert results["clean"]["accuracy"] == results["bom+crlf"]["accuracy"]
+
+
+def test_bom_and_crlf_in_the_other_readers_read_like_clean_text(tmp_path):
+    """CoNLL, STS, pair tables, PMI vocabularies and prompt files: a BOM and CRLF change nothing."""
+    from budgetlm.data.pairs import read_pair_file
+    from budgetlm.objectives.pmi_vocab import read_pmi_vocab
+    from budgetlm.stages.generate import read_prompt
+    from budgetlm.tasks.conll import read_conll
+
+    readers = {
+        "a.conll": ("the\tO\nking\tB-PER\n\nthe\tO\nriver\tB-LOC\n", lambda p: (lambda c: (c.words, c.tags, c.lines))(read_conll(p))),
+        "sts.csv": ("\n".join(sts_lines(0, 3)) + "\n", lambda p: read_pair_file(p).scored),
+        "pairs.tsv": ("sentence1\tsentence2\nthe cat\tthe dog\n", lambda p: read_pair_file(p).positives),
+        "vocab.tsv": ("# budgetlm pmi-vocab v1\nthe cat\t5\t1.5\nnew york city\t3\t0.5\n", read_pmi_vocab),
+        "prompt.txt": ("the cat\nsat on the\n", lambda p: read_prompt(None, str(p))),
+    }
+    for name, (text, read) in readers.items():
+        files = _variants(tmp_path, name, text)
+        expected = read(files["clean"])
+        assert expected, name
+        for label, p in files.items():
+            assert read(p) == expected, (name, label)
+
+
+def test_evaluate_failing_late_writes_no_report_and_keeps_the_finished_task(fx, tmp_path, capsys, monkeypatch):
+    """sst2 trains and finishes; agnews then meets a ragged row: exit 2, no report, no empty agnews/ folder,
+    and sst2's finished run stays for the next attempt to reuse."""
+    monkeypatch.setenv("BUDGETLM_CACHE", str(fx / "cache"))
+    monkeypatch.setenv("BUDGETLM_DATA", str(fx / "root"))
+    out = tmp_path / "report"
+    capsys.readouterr()
+    code = main([str(a) for a in evaluate(fx, tasks="sst2,agnews", out=out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    errors = [l for l in err.splitlines() if l.startswith("error: ")]
+    assert errors == [f"error: {fx}/root/agnews/dev.tsv:9: expected 2 columns (text, label), found 1"], err[-2000:]
+    assert (out / "sst2" / "seed0" / "results.json").is_file()
+    assert not (out / "agnews").exists()
+    assert not any((out / f).exists() for f in ("report.md", "report.json", "report.png"))
+
+
+# ------------------------------------------------------------------------------------------------ --trust-pickle
+
+def _finetuned(run: Path) -> dict:
+    results = json.loads((run / "results.json").read_text())
+    return {k: v for k, v in results.items() if isinstance(v, float) and "seconds" not in k}
+
+
+# every stage that loads weights: argv for a model dir `m`, and what must agree between the pickled and the
+# safetensors copy of the same model (pickled-mlm / hf-mlm; generate uses the decoder's pair)
+TRUST = {
+    "fill-mask": (lambda d, m: ["fill-mask", d / m, "the [MASK] sees a dog ."], lambda d, m, out: out),
+    "embed": (lambda d, m: ["embed", d / m, d / "valid.txt", "--out", d / "trust" / f"{m}.npy"],
+              lambda d, m, out: np.load(d / "trust" / f"{m}.npy").tolist()),
+    "similar": (lambda d, m: ["similar", d / m, "the cat sees a dog", d / "valid.txt", "--top-k", "2"], lambda d, m, out: out),
+    "generate": (lambda d, m: ["generate", d / m.replace("mlm", "dec"), "--prompt", "the cat", "--max-new-tokens", "4",
+                               "--temperature", "0"], lambda d, m, out: out),
+    "export": (lambda d, m: ["export", d / m, "--out", d / "trust" / f"export-{m}"],
+               lambda d, m, out: {k: v.tolist() for k, v in load_file(str(d / "trust" / f"export-{m}" / "model.safetensors")).items()}),
+    "finetune": (lambda d, m: ["finetune", "--model", d / m, "--train", d / "train.tsv", "--valid", d / "dev.tsv", "--budget",
+                               "2steps", "--out", d / "trust" / f"ft-{m}", "train.threads=1", "train.batch_size=4"],
+                 lambda d, m, out: _finetuned(d / "trust" / f"ft-{m}")),
+    "evaluate": (lambda d, m: evaluate(d, model=m, out=d / "trust" / f"ev-{m}"),
+                 lambda d, m, out: json.loads((d / "trust" / f"ev-{m}" / "report.json").read_text())["average"]),
+    "tag": (lambda d, m: ["tag", d / m, "the king sees the river ."], None),  # no transformers token-classification import
+}
+
+
+def test_the_trust_pickle_table_covers_every_stage_that_loads_weights():
+    assert set(TRUST) == {stage for stage, p in _subcommands().items() if _takes_a_model(p)}
+
+
+@pytest.mark.parametrize("stage", sorted(TRUST))
+def test_trust_pickle_is_required_and_honoured(fx, stage, capsys, monkeypatch):
+    """Without --trust-pickle a pytorch_model.bin is refused (torch.load never runs); with it the model loads and
+    gives exactly what its safetensors copy gives."""
+    monkeypatch.setenv("BUDGETLM_CACHE", str(fx / "cache"))
+    monkeypatch.setenv("BUDGETLM_DATA", str(fx / "root"))
+    (fx / "trust").mkdir(exist_ok=True)
+    build, result = TRUST[stage]
+
+    def run(argv):
+        capsys.readouterr()
+        code = main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    real_load = torch.load
+    monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("torch.load ran without --trust-pickle"))
+    code, out, err = run(build(fx, "pickled-mlm"))
+    errors = [l for l in err.splitlines() if l.startswith("error: ")]
+    assert code == 2 and len(errors) == 1 and "Traceback" not in err, err[-2000:]
+    assert all(f in errors[0] for f in PICKLE_REFUSED), errors[0]
+
+    monkeypatch.setattr(torch, "load", real_load)
+    code, out, err = run(build(fx, "pickled-mlm") + ["--trust-pickle"])
+    if result is None:  # tag: the model loaded, and is refused for what it is, not for how it is stored
+        assert code == 2 and "no token-classification head" in err and "--trust-pickle" not in err, err[-2000:]
+        return
+    assert code == 0, err[-2000:]
+    pickled = result(fx, "pickled-mlm", out)
+    code, out, err = run(build(fx, "hf-mlm"))
+    assert code == 0, err[-2000:]
+    assert pickled == result(fx, "hf-mlm", out)

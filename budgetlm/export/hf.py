@@ -15,7 +15,8 @@ builds (and reads back), and a list of weight `Rule`s. The same rules drive both
 import cannot drift apart. `to_hf` checks its result on a probe batch, because a wrong mapping gives a model
 that loads fine and predicts garbage.
 
-Weights are read with safetensors only; nothing is unpickled (a `pytorch_model.bin` is refused).
+Weights are read with safetensors only; a `pytorch_model.bin` is refused unless the caller passes `trust_pickle`
+(the CLI's --trust-pickle), and even then only tensors are unpickled (`torch.load(weights_only=True)`).
 """
 
 from __future__ import annotations
@@ -152,19 +153,29 @@ def budgetlm_logits(model: Model, kind: str, ids: torch.Tensor, mask: torch.Tens
 
 
 def export_hf(model_dir: str | Path, out_dir: str | Path, verify: bool = True, trust_pickle: bool = False) -> Path:
-    """budgetlm run or model dir -> transformers dir (config.json, model.safetensors, tokenizer files), atomically."""
-    src, out = resolve_model_dir(model_dir), Path(out_dir)
-    if src is None:
-        if any((Path(model_dir) / name).is_file() for name in PICKLED_WEIGHTS) and not trust_pickle:
-            _read_hf_weights(Path(model_dir))  # the refusal, with its --trust-pickle hint
-        raise UserError("not a budgetlm run or model directory (needs [model/]config.json + model.safetensors)", path=str(model_dir))
-    if not (src / TOKENIZER).is_file():
+    """budgetlm run or model dir -> transformers dir (config.json, model.safetensors, tokenizer files), atomically.
+
+    A transformers dir is accepted too and goes through the import first: with `trust_pickle`, this turns a
+    legacy pytorch_model.bin into model.safetensors (without it, the pickle is refused)."""
+    given, out = Path(model_dir), Path(out_dir)
+    if not given.exists():
+        raise UserError("model path not found", path=str(given))
+    src = resolve_model_dir(given)
+    if src is None and not (given.is_dir() and (given / CONFIG).is_file()):
+        raise UserError("not a budgetlm run or model directory (needs [model/]config.json + model.safetensors), "
+                        "nor a transformers export", path=str(given))
+    if src is not None and not (src / TOKENIZER).is_file():
         raise UserError(f"no {TOKENIZER} beside the model; an export needs the tokenizer", path=str(src))
+    src = src or given
     if out.resolve() == src.resolve():
         raise UserError("the export directory must differ from the model directory", path=str(out))
     if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or (out / EXPORT_NOTE).is_file())):
         raise UserError("exists and is not an earlier export; refusing to replace it", path=str(out))
-    model, meta = load_model(src)
+    if is_model_dir(src):
+        model, meta = load_model(src)
+        tok_file = src / TOKENIZER
+    else:
+        model, meta, tok_file = load_any(src, trust_pickle)
     if meta["kind"] == "seq2seq":  # encoder-decoders map onto BART / mBART (export/hf_seq2seq.py)
         from budgetlm.export import hf_seq2seq
 
@@ -179,7 +190,7 @@ def export_hf(model_dir: str | Path, out_dir: str | Path, verify: bool = True, t
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     hf.save_pretrained(str(tmp))  # safetensors
-    save_for_transformers(src / TOKENIZER, tmp, model.cfg.max_seq_len, decoder=meta["kind"] == "clm")
+    save_for_transformers(tok_file, tmp, model.cfg.max_seq_len, decoder=meta["kind"] == "clm")
     if not token_types:  # so `model(**tokenizer(...))` does not pass token_type_ids to ModernBERT, BART or GPT-2
         tc = tmp / "tokenizer_config.json"
         names = {"model_input_names": ["input_ids", "attention_mask"]}
@@ -277,6 +288,10 @@ def from_hf(hf_dir: str | Path, trust_pickle: bool = False) -> tuple[Model, dict
         raw = json.loads((p / CONFIG).read_text())
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"cannot read a transformers config ({e})", path=str(p / CONFIG)) from None
+    if not isinstance(raw, dict):
+        raise UserError("cannot read a transformers config (not a JSON object)", path=str(p / CONFIG))
+    if raw.get("format") == "budgetlm":  # is_model_dir said no: the weights are missing
+        raise UserError(f"a budgetlm model directory without its weights ({WEIGHTS} is missing)", path=str(p))
     if raw.get("is_encoder_decoder"):
         raise UserError(f"reading transformers encoder-decoders ({raw.get('model_type')}) back into budgetlm is not "
                         "supported; use the budgetlm model directory the export came from", path=str(p))

@@ -88,9 +88,10 @@ def is_model_dir(path: str | Path) -> bool:
     if not (p / CONFIG).is_file() or not (p / WEIGHTS).is_file():
         return False
     try:
-        return json.loads((p / CONFIG).read_text()).get("format") == "budgetlm"
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        meta = json.loads((p / CONFIG).read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return False
+    return isinstance(meta, dict) and meta.get("format") == "budgetlm"
 
 
 def resolve_model_dir(path: str | Path) -> Path | None:
@@ -105,10 +106,15 @@ def load_model(path: str | Path) -> tuple[Model | EncoderDecoderModel, dict]:
     p = Path(path)
     try:
         meta = json.loads((p / CONFIG).read_text())
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"cannot read model config ({e})", path=str(p / CONFIG)) from None
-    if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise UserError(f"model format {meta['format_version']} is newer than this budgetlm understands", path=str(p))
+    if not isinstance(meta, dict) or not isinstance(meta.get("model"), dict) or "kind" not in meta:
+        raise UserError("not a budgetlm model config (needs `kind` and a `model` mapping)", path=str(p / CONFIG))
+    version = meta.get("format_version", 0)
+    if not isinstance(version, int):
+        raise UserError(f"format_version {version!r} is not an integer", path=str(p / CONFIG))
+    if version > FORMAT_VERSION:
+        raise UserError(f"model format {version} is newer than this budgetlm understands", path=str(p))
     model = build_from_meta(meta)
     try:
         state = load_file(str(p / WEIGHTS))

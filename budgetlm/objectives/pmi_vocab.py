@@ -196,6 +196,8 @@ def build_pmi_vocab(files: list[str | Path], out: str | Path, min_count: int = 5
     paths = [check_input_file(f) for f in files]
     if not paths:
         raise UserError("no input files given")
+    out = Path(out)
+    _check_output_file(out)  # before counting, which can take minutes
     t0 = time.perf_counter()
     stream, words = read_word_stream(paths, doc_split, text_column)
     n_words = int((stream >= 0).sum())
@@ -208,26 +210,39 @@ def build_pmi_vocab(files: list[str | Path], out: str | Path, min_count: int = 5
     t_done = time.perf_counter()
     lines = [HEADER, f"# words: {n_words}  min_count: {min_count}  size: {size}  files: {' '.join(p.name for p in paths)}"]
     lines += [f"{' '.join(e.words)}\t{e.count}\t{e.score:.6f}" for e in entries]
-    out = Path(out)
     tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    os.replace(tmp, out)  # never a half-written vocabulary
+    try:
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        os.replace(tmp, out)  # never a half-written vocabulary
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot write the vocabulary ({e.strerror})", path=str(out)) from None
     per_n = {n: sum(len(e.words) == n for e in entries) for n in LENGTH_SHARES}
     return {"words": n_words, "distinct_words": len(words), "entries": len(entries), "per_length": per_n,
             "read_seconds": round(t_read - t0, 2), "count_seconds": round(t_done - t_read, 2),
             "seconds": round(t_done - t0, 2)}
 
 
+def _check_output_file(out: Path) -> None:
+    if out.is_dir():
+        raise UserError("--out is a directory; give the vocabulary file's name", path=str(out))
+    if not out.parent.is_dir():
+        raise UserError("the output directory does not exist", path=str(out.parent))
+    if not os.access(out.parent, os.W_OK):
+        raise UserError("cannot write to the output directory", path=str(out.parent))
+
+
 def read_pmi_vocab(path: str | Path) -> list[PmiEntry]:
     """Parse a vocabulary file; a malformed line is a UserError naming file and line."""
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise UserError("PMI vocabulary file not found (build one with `budgetlm pmi-vocab`)", path=str(p))
+    check_input_file(p)  # a directory, an empty or a binary file
     entries = []
-    with open(p, encoding="utf-8", errors="strict") as f:
+    with open(p, encoding="utf-8-sig", errors="strict") as f:  # -sig: a BOM is not part of the first line
         try:
             for line_no, line in enumerate(f, 1):
-                line = line.rstrip("\n")
+                line = line.rstrip("\r\n")
                 if not line.strip() or line.startswith("#"):
                     continue
                 entries.append(_parse_line(line, p, line_no))

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from budgetlm.data.readers import check_input_file
 from budgetlm.errors import UserError
-from budgetlm.train.loop import existing_run_problem
 
 
 def prepare_run_dir(run_dir: Path, resume: bool, inputs: list[str] = ()) -> None:
     """Fail before any heavy work: missing inputs, a run that would be overwritten, an unwritable --out."""
+    from budgetlm.train.loop import existing_run_problem  # here, so that importing this module needs no torch
+
     for f in inputs:
         if Path(f).is_dir() and (Path(f) / "tokenizer.json").exists():
             continue
@@ -19,14 +22,39 @@ def prepare_run_dir(run_dir: Path, resume: bool, inputs: list[str] = ()) -> None
     problem = existing_run_problem(run_dir, resume)
     if problem:
         raise UserError(problem)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise UserError("--out exists and is not a directory", path=str(run_dir))
+    make_output_dir(run_dir)
+
+
+def make_output_dir(out: Path) -> None:
+    """Create `out` (and its parents) and check that a file can be written there; a UserError otherwise."""
+    if out.exists() and not out.is_dir():
+        raise UserError("--out exists and is not a directory", path=str(out))
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=run_dir, prefix=".write-test-", delete=True)
+        out.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-", delete=True)
         probe.close()
     except OSError as e:
-        raise UserError(f"cannot write to the output directory ({e.strerror})", path=str(run_dir)) from None
+        raise UserError(f"cannot write to the output directory ({e.strerror})", path=str(out)) from None
+
+
+@contextmanager
+def tidy_on_failure(out: Path):
+    """If the body fails, remove the directories it created under `out` (`out` included) that are still empty,
+    so a refused run leaves no empty report or run folder behind. Files are never removed: a finished run
+    inside `out` stays, and the next attempt reuses it."""
+    def folders() -> set[str]:
+        return {w[0] for w in os.walk(out)} if out.is_dir() else set()
+
+    before = folders()
+    try:
+        yield
+    except BaseException:
+        for folder in sorted(folders() - before, key=len, reverse=True):  # deepest first
+            try:
+                os.rmdir(folder)  # only succeeds when empty
+            except OSError:
+                pass
+        raise
 
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from budgetlm.data.readers import ReadStats, read_texts
+from budgetlm.data.readers import TEXT_SUFFIXES, ReadStats, check_input_file, iter_lines, read_texts
 from budgetlm.errors import UserError
 from budgetlm.stages.common import load_any_model
 from budgetlm.tasks.embedding import embed, encode_texts
@@ -20,17 +20,30 @@ from budgetlm.tokenizer import load_tokenizer
 
 
 def read_lines(path: str | Path, text_column: str = "") -> list[str]:
-    """One text per line of a .txt file, or the text column of a .tsv/.csv/.jsonl file; empty lines skipped."""
+    """One text per line of a .txt file, or the text column of a .tsv/.csv/.jsonl file; empty lines skipped.
+
+    A line over 1 MiB is refused rather than read in pieces: each piece would become a row of its own, and
+    the rows would no longer match the lines (the model sees only its first max_seq_len tokens anyway)."""
     stats = ReadStats()
-    texts = [t.strip() for t in read_texts(path, "line", text_column, stats) if t.strip()]
+    p = check_input_file(path)
+    if p.suffix.lower() in TEXT_SUFFIXES:
+        texts = []
+        with open(p, "rb") as f:
+            for line_no, text, complete in iter_lines(f, p, stats):
+                if not complete:
+                    raise UserError("line is too long (over 1 MiB) to embed as one text", path=str(p), line=line_no)
+                if text.strip():
+                    texts.append(text.strip())
+    else:
+        texts = [t.strip() for t in read_texts(p, "line", text_column, stats) if t.strip()]
     stats.warn()
     if not texts:
         raise UserError("no texts found", path=str(path))
     return texts
 
 
-def _load(model_path: str | Path):
-    model, meta, tok_file = load_any_model(model_path)
+def _load(model_path: str | Path, trust_pickle: bool = False):
+    model, meta, tok_file = load_any_model(model_path, trust_pickle)
     if model.cfg.family != "encoder":
         raise UserError(f"sentence embeddings need an encoder; this model is an {model.cfg.family} "
                         f"(kind {meta.get('kind')})", path=str(model_path))
@@ -38,34 +51,42 @@ def _load(model_path: str | Path):
     return model, load_tokenizer(tok_file)
 
 
-def embed_texts(model_path: str | Path, texts: list[str], batch_size: int = 64, progress: bool = True) -> np.ndarray:
-    model, tok = _load(model_path)
+def embed_texts(model_path: str | Path, texts: list[str], batch_size: int = 64, progress: bool = True,
+                trust_pickle: bool = False) -> np.ndarray:
+    model, tok = _load(model_path, trust_pickle)
     return embed(model, encode_texts(tok, texts, model.cfg.max_seq_len), batch_size, progress=progress).numpy()
 
 
-def embed_file(model_path: str | Path, file: str | Path, out: str | Path, text_column: str = "", batch_size: int = 64) -> tuple[Path, tuple]:
+def embed_file(model_path: str | Path, file: str | Path, out: str | Path, text_column: str = "", batch_size: int = 64,
+               trust_pickle: bool = False) -> tuple[Path, tuple]:
     out = Path(out)
     if out.suffix != ".npy":
         raise UserError("--out must end in .npy", path=str(out))
     if not out.parent.is_dir():
         raise UserError("the output directory does not exist", path=str(out.parent))
+    if out.is_dir():
+        raise UserError("--out is a directory; give a file name ending in .npy", path=str(out))
     texts = read_lines(file, text_column)
-    vectors = embed_texts(model_path, texts, batch_size)
+    vectors = embed_texts(model_path, texts, batch_size, trust_pickle=trust_pickle)
     tmp = out.with_name(out.name + ".tmp.npy")
-    np.save(tmp, vectors.astype(np.float32))
-    tmp.replace(out)
+    try:
+        np.save(tmp, vectors.astype(np.float32))
+        tmp.replace(out)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot write the embeddings ({e.strerror})", path=str(out)) from None
     return out, vectors.shape
 
 
 def similar(model_path: str | Path, query: str, file: str | Path, top_k: int = 5, text_column: str = "",
-            batch_size: int = 64) -> list[tuple[float, str]]:
+            batch_size: int = 64, trust_pickle: bool = False) -> list[tuple[float, str]]:
     """The `top_k` texts of `file` closest to `query` by cosine similarity, best first."""
     if not query.strip():
         raise UserError("the query is empty")
     if top_k < 1:
         raise UserError("--top-k must be >= 1")
     texts = read_lines(file, text_column)
-    model, tok = _load(model_path)
+    model, tok = _load(model_path, trust_pickle)
     max_len = model.cfg.max_seq_len
     vectors = embed(model, encode_texts(tok, texts, max_len), batch_size, progress=len(texts) > 1000)
     q = embed(model, encode_texts(tok, [query], max_len))[0]
@@ -76,14 +97,14 @@ def similar(model_path: str | Path, query: str, file: str | Path, top_k: int = 5
     return [(float(scores[i]), texts[i]) for i in best]
 
 
-def evaluate_sts(model_path: str | Path, file: str | Path, batch_size: int = 64) -> dict:
+def evaluate_sts(model_path: str | Path, file: str | Path, batch_size: int = 64, trust_pickle: bool = False) -> dict:
     """STS Spearman x100 of cosine similarity of any model (embedding model, encoder, transformers dir) on
     an STS-scored file, without training: the `stsb` row of an evaluation report."""
     from budgetlm.data.pairs import read_scored_pairs
     from budgetlm.tasks.embedding import spearman_of_cosines
 
     pairs = read_scored_pairs(file)
-    model, tok = _load(model_path)
+    model, tok = _load(model_path, trust_pickle)
     max_len = model.cfg.max_seq_len
     a = embed(model, encode_texts(tok, [p[0] for p in pairs], max_len), batch_size, progress=True)
     b = embed(model, encode_texts(tok, [p[1] for p in pairs], max_len), batch_size, progress=True)

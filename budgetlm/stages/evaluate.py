@@ -14,6 +14,7 @@ The report is written as report.md, report.json and report.png in `<out>`.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import sys
 from dataclasses import asdict, dataclass, field
@@ -34,6 +35,7 @@ class EvalContext:
     seeds: int
     scratch: bool
     overrides: list[str] = field(default_factory=list)  # config overrides for every fine-tuning run
+    trust_pickle: bool = False  # the model may be a transformers dir with only a pytorch_model.bin
 
 
 @dataclass
@@ -64,6 +66,27 @@ class FinetuneEvaluator:
     extra: dict = field(default_factory=dict)  # more results keys to average: {key: label}
     scale: float = 1.0  # results[metric] / scale is the reported fraction (Spearman is stored x100)
 
+    def config(self, ctx: EvalContext, seed: int) -> FinetuneConfig:
+        overrides = [f"data.task={self.task}", f"train.seed={seed}", *ctx.overrides]
+        if ctx.budget:
+            overrides.append(f"train.budget={ctx.budget}")
+        return build_config(FinetuneConfig, preset_path(self.preset), overrides)
+
+    def check(self, ctx: EvalContext) -> None:
+        """Before anything trains: the overrides make a valid config and the task's files are in the data root."""
+        from budgetlm.data.readers import check_input_file
+        from budgetlm.stages.finetune import is_embedding_task
+        from budgetlm.stages.finetune_embedding import embedding_input_files
+        from budgetlm.tasks.resolve import resolve_task
+
+        cfg = self.config(ctx, 0)
+        if is_embedding_task(cfg):
+            files = embedding_input_files(cfg)
+        else:
+            files = [f for section in (cfg.tasks or [cfg.data]) for f in resolve_task(section).files()]
+        for f in files:
+            check_input_file(f)
+
     def __call__(self, ctx: EvalContext) -> Score:
         from budgetlm.stages.finetune import finetune
 
@@ -72,12 +95,10 @@ class FinetuneEvaluator:
             run = ctx.run_dir / f"seed{seed}"
             done = run / "results.json"
             if not done.exists():
-                overrides = [f"data.task={self.task}", f"train.seed={seed}", *ctx.overrides]
-                if ctx.budget:
-                    overrides.append(f"train.budget={ctx.budget}")
-                cfg = build_config(FinetuneConfig, preset_path(self.preset), overrides)
+                cfg = self.config(ctx, seed)
                 print(f"== {self.task} seed {seed}: fine-tuning for {cfg.train.budget}", file=sys.stderr)
-                finetune(cfg, ctx.model, run, resume=bool(list_checkpoints(run)), scratch=ctx.scratch)
+                finetune(cfg, ctx.model, run, resume=bool(list_checkpoints(run)), scratch=ctx.scratch,
+                         trust_pickle=ctx.trust_pickle)
             runs.append(json.loads(done.read_text()))
         values = [float(r[self.metric]) / self.scale for r in runs]
         extra = {label: statistics.mean(float(r[k]) / self.scale for r in runs)
@@ -165,22 +186,36 @@ def parse_budgets(budget: str | None, per_task: str | None, tasks: list[str]) ->
 
 
 def evaluate(model: str | Path, tasks: list[str], out: str | Path, budgets: dict[str, str | None] | None = None,
-             seeds: int = 1, scratch: bool = False, overrides: list[str] | None = None) -> Report:
+             seeds: int = 1, scratch: bool = False, overrides: list[str] | None = None, trust_pickle: bool = False) -> Report:
+    """Everything that can be checked is checked before the first task trains: task names, seeds, the model
+    (loaded once), each task's config and data files, and --out. If a task still fails, no report is written
+    and the empty folders this call made are removed; finished task runs stay and are reused next time."""
+    from budgetlm.stages.common import load_any_model, make_output_dir, tidy_on_failure
+
     unknown = [t for t in tasks if t not in EVALUATORS]
     if unknown or not tasks:
         raise UserError(f"unknown task(s) {', '.join(unknown) or '(none given)'}; evaluators: {', '.join(EVALUATORS)}")
+    twice = sorted({t for t in tasks if tasks.count(t) > 1})
+    if twice:
+        raise UserError(f"--tasks names {', '.join(twice)} more than once")
     if seeds < 1:
-        raise UserError("--seeds must be >= 1")
-    if not Path(model).exists():
-        raise UserError("model path not found", path=str(model))
+        raise UserError(f"--seeds must be >= 1, got {seeds}")
+    load_any_model(model, trust_pickle)  # a missing, damaged or pickled model fails here, not after a task
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    scores = []
-    for task in tasks:
-        ctx = EvalContext(str(model), out / task, (budgets or {}).get(task), seeds, scratch, list(overrides or []))
-        scores.append(EVALUATORS[task](ctx))
-    report = Report(str(model), scratch, scores)
-    (out / "report.md").write_text(f"# Evaluation of `{model}`\n\n" + report.markdown() + "\n")
-    write_json(out / "report.json", report.to_dict())
-    report.plot(out / "report.png")
+    contexts = [EvalContext(str(model), out / task, (budgets or {}).get(task), seeds, scratch, list(overrides or []),
+                            trust_pickle) for task in tasks]
+    for task, ctx in zip(tasks, contexts):
+        check = getattr(EVALUATORS[task], "check", None)
+        if check is not None:
+            check(ctx)
+    with tidy_on_failure(out):
+        make_output_dir(out)
+        scores = [EVALUATORS[task](ctx) for task, ctx in zip(tasks, contexts)]
+        report = Report(str(model), scratch, scores)
+        # the three files appear together at the end, each whole (written aside, then renamed)
+        report.plot(out / "report.tmp.png")
+        os.replace(out / "report.tmp.png", out / "report.png")
+        write_json(out / "report.json", report.to_dict())
+        (out / "report.md.tmp").write_text(f"# Evaluation of `{model}`\n\n" + report.markdown() + "\n")
+        os.replace(out / "report.md.tmp", out / "report.md")
     return report

@@ -50,6 +50,13 @@ def resolve_embedding_files(cfg: FinetuneConfig) -> tuple[str, str, str]:
     return cfg.data.train, cfg.data.valid, cfg.embedding.test or cfg.data.test
 
 
+def embedding_input_files(cfg: FinetuneConfig) -> list[str]:
+    """Every file an embedding run reads: train, valid, embedding.pairs, embedding.distill_files, test."""
+    train_file, valid_file, test_file = resolve_embedding_files(cfg)
+    files = [train_file, valid_file, *_named(cfg.embedding.pairs), *_named(cfg.embedding.distill_files)]
+    return files + ([test_file] if test_file else [])
+
+
 def finetune_embedding(cfg: FinetuneConfig, model_path: str | Path, run_dir: str | Path, resume: bool = False,
                        scratch: bool = False, trust_pickle: bool = False) -> dict:
     emb = cfg.embedding
@@ -58,8 +65,7 @@ def finetune_embedding(cfg: FinetuneConfig, model_path: str | Path, run_dir: str
         torch.set_num_threads(cfg.train.threads)
     train_file, valid_file, test_file = resolve_embedding_files(cfg)
     pair_files, distill_files = _named(emb.pairs), _named(emb.distill_files)
-    inputs = [train_file, valid_file, *pair_files, *distill_files] + ([test_file] if test_file else [])
-    prepare_run_dir(run_dir, resume, inputs=inputs)
+    prepare_run_dir(run_dir, resume, inputs=embedding_input_files(cfg))
 
     # read everything before loading models: bad input fails in a second
     sources = [read_pair_file(f, emb.min_score) for f in [train_file, *pair_files]]

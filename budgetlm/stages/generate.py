@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TextIO
 
 from budgetlm.config import GenerateConfig
+from budgetlm.data.readers import check_input_file
 from budgetlm.errors import UserError
 from budgetlm.generate import generate
 from budgetlm.objectives.clm import END_OF_TEXT
@@ -19,23 +20,24 @@ def read_prompt(prompt: str | None, prompt_file: str | None) -> str:
     if (prompt is None) == (prompt_file is None):
         raise UserError("give exactly one of --prompt and --prompt-file")
     if prompt_file is not None:
-        p = Path(prompt_file)
-        if not p.is_file():
-            raise UserError("prompt file not found", path=str(p))
-        try:
-            prompt = p.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise UserError("prompt file is not UTF-8 text", path=str(p)) from None
+        p = check_input_file(prompt_file)  # missing, a directory, empty, binary, UTF-16: one clear line
+        raw = p.read_bytes()
+        try:  # a prompt is used whole, so a stray byte is refused rather than replaced; a BOM is not text
+            prompt = raw.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")
+        except UnicodeDecodeError as e:
+            line = raw[:e.start].count(b"\n") + 1
+            raise UserError(f"the prompt file is not UTF-8 text (byte {raw[e.start]:#04x})", path=str(p), line=line) from None
     if not prompt.strip():
         raise UserError("the prompt is empty" + (f" ({prompt_file})" if prompt_file else ""))
     return prompt
 
 
-def generate_text(model_path: str | Path, prompt: str, cfg: GenerateConfig, out: TextIO | None = None) -> str:
+def generate_text(model_path: str | Path, prompt: str, cfg: GenerateConfig, out: TextIO | None = None,
+                  trust_pickle: bool = False) -> str:
     """Print the continuation of `prompt` to `out` token by token; return it. The prompt starts a new
     document: it follows an end-of-text token, as every document did in pre-training."""
     out = out or sys.stdout
-    model, meta, tok_file = load_any_model(model_path)
+    model, meta, tok_file = load_any_model(model_path, trust_pickle)
     if "lm" not in model.heads:
         raise UserError(f"this model cannot generate text (kind: {meta.get('kind')}); give a decoder "
                         "(model.family=decoder) run, model or export", path=str(model_path))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from budgetlm.errors import UserError
-from budgetlm.models.io import TOKENIZER, load_model, resolve_model_dir
+from budgetlm.stages.common import load_any_model
 from budgetlm.tasks.conll import entities
 from budgetlm.tasks.registry import TASK_TYPES
 from budgetlm.tasks.token_classification import encode_text_for_tagging
@@ -26,20 +26,14 @@ def token_head(meta: dict, wanted: str | None) -> str:
     return next(iter(heads))
 
 
-def tag(model_path: str | Path, text: str, head: str | None = None) -> list[tuple[str, str]]:
+def tag(model_path: str | Path, text: str, head: str | None = None, trust_pickle: bool = False) -> list[tuple[str, str]]:
     """(entity text, type) pairs in order of appearance."""
     if not text.strip():
         raise UserError("the text to tag is empty")
-    p = Path(model_path)
-    if not p.exists():
-        raise UserError("model path not found", path=str(p))
-    model_dir = resolve_model_dir(p)
-    if model_dir is None:
-        raise UserError("not a budgetlm run or model directory", path=str(p))
-    model, meta = load_model(model_dir)
+    model, meta, tok_file = load_any_model(model_path, trust_pickle)  # the same checks and messages as every stage
     head = token_head(meta, head)
     labels = meta["heads"][head]["labels"]
-    tok = load_tokenizer(model_dir / TOKENIZER)
+    tok = load_tokenizer(tok_file)
     words, split = encode_text_for_tagging(tok, text, model.cfg.max_seq_len)
     (tags,) = TASK_TYPES["token"].predict(model, head, split, labels)
     return entities(words, tags)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from budgetlm.data.readers import ReadStats, check_input_file, read_texts
 from budgetlm.errors import UserError
+from budgetlm.stages.common import make_output_dir, tidy_on_failure
 from budgetlm.tokenizer import TokenizerOptions, train_tokenizer
 
 
@@ -14,10 +15,13 @@ def train_tokenizer_stage(kind: str, vocab_size: int, files: list[str], out: str
                           doc_split: str = "blank", text_column: str = "") -> Path:
     paths = [check_input_file(f) for f in files]
     out = Path(out)
-    try:  # before training, which can take a while
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"cannot create the output directory ({e.strerror})", path=str(out)) from None
+    with tidy_on_failure(out):  # a refused file leaves no empty --out behind
+        make_output_dir(out)  # before training, which can take a while
+        return _train(kind, vocab_size, paths, out, opts, doc_split, text_column)
+
+
+def _train(kind: str, vocab_size: int, paths: list[Path], out: Path, opts: TokenizerOptions, doc_split: str,
+           text_column: str) -> Path:
     stats = ReadStats()
     seen = [0]
 
