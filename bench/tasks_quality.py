@@ -6,9 +6,9 @@ shared: wall time depends on the neighbours, CPU time much less). Finished runs 
 reused, so the script can be re-run to add seeds. Usage:
 
     BUDGETLM_DATA=/work/shared/data PYTHONPATH=. python bench/tasks_quality.py \
-        --model /work/main/runs/sst2-quality/pretrain --out runs/tasks-quality \
-        --runs mrpc:pretrained:0,wikiann:pretrained:0,multitask:pretrained:0
-    python bench/tasks_quality.py --out runs/tasks-quality --summary bench/results/tasks-quality.json
+        --model runs/sst2-quality-v3/pretrain --out runs/tasks-v3 \
+        --runs mrpc:pretrained:0,wikiann:pretrained:0,stsb:pretrained:0,multitask:pretrained:0
+    python bench/tasks_quality.py --out runs/tasks-v3 --summary bench/results/tasks-quality-v3.json
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def summarize(out: Path) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="/work/main/runs/sst2-quality/pretrain")
+    ap.add_argument("--model", default="runs/sst2-quality-v3/pretrain", help="run or model dir to fine-tune (default: the SST-2 quality pre-training, bench/sst2_quality.py)")
     ap.add_argument("--out", default="runs/tasks-quality")
     ap.add_argument("--runs", default="", help="comma-separated task:arm:seed (task: " + ", ".join(CONFIGS) + "; arm: pretrained, scratch)")
     ap.add_argument("--summary", help="write the summary of every finished run in --out to this JSON file")
