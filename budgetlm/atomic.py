@@ -6,7 +6,10 @@ import hashlib
 import json
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
+
+from budgetlm.errors import UserError
 
 
 def sha256_file(path: Path) -> str:
@@ -45,7 +48,27 @@ def replace_dir(tmp: Path, out: Path) -> None:
         tmp.rename(out)
 
 
+@contextmanager
+def replacing(path: Path):
+    """Yield a temporary path beside `path` (same suffix, so numpy and matplotlib pick the right format); when
+    the body succeeds it replaces `path` in one rename, when it fails it is removed: `path` is never half-written."""
+    tmp = path.with_name(f"{path.stem}.tmp{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, default=str))
+
+
+def check_output_file(out: Path, hint: str) -> None:
+    """Before the work: `out` must name a file in an existing directory (`hint` says what to give instead)."""
+    if out.is_dir():
+        raise UserError(f"--out is a directory; {hint}", path=str(out))
+    if not out.parent.is_dir():
+        raise UserError("the output directory does not exist", path=str(out.parent))

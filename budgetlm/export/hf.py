@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -32,7 +31,7 @@ import torch
 from safetensors.torch import load_file
 
 import budgetlm
-from budgetlm.atomic import replace_dir
+from budgetlm.atomic import replace_dir, replacing
 from budgetlm.config import HeadConfig, ModelConfig, from_dict
 from budgetlm.errors import UserError
 from budgetlm.models import Model
@@ -383,7 +382,6 @@ def _conformed_tokenizer(model: Model, tok_file: Path) -> Path:
     out = default_cache_dir().parent / "tokenizers" / hashlib.sha256(raw).hexdigest()[:24] / TOKENIZER
     if not out.is_file():
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, out)
+        with replacing(out) as tmp:
+            tmp.write_text(json.dumps(data))
     return out

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from budgetlm.atomic import check_output_file, replacing
 from budgetlm.data.readers import ReadStats, check_input_file, read_texts
 from budgetlm.errors import UserError
 
@@ -197,7 +198,9 @@ def build_pmi_vocab(files: list[str | Path], out: str | Path, min_count: int = 5
     if not paths:
         raise UserError("no input files given")
     out = Path(out)
-    _check_output_file(out)  # before counting, which can take minutes
+    check_output_file(out, "give the vocabulary file's name")  # before counting, which can take minutes
+    if not os.access(out.parent, os.W_OK):
+        raise UserError("cannot write to the output directory", path=str(out.parent))
     t0 = time.perf_counter()
     stream, words = read_word_stream(paths, doc_split, text_column)
     n_words = int((stream >= 0).sum())
@@ -210,26 +213,15 @@ def build_pmi_vocab(files: list[str | Path], out: str | Path, min_count: int = 5
     t_done = time.perf_counter()
     lines = [HEADER, f"# words: {n_words}  min_count: {min_count}  size: {size}  files: {' '.join(p.name for p in paths)}"]
     lines += [f"{' '.join(e.words)}\t{e.count}\t{e.score:.6f}" for e in entries]
-    tmp = out.with_name(out.name + ".tmp")
     try:
-        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        os.replace(tmp, out)  # never a half-written vocabulary
+        with replacing(out) as tmp:  # never a half-written vocabulary
+            tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise UserError(f"cannot write the vocabulary ({e.strerror})", path=str(out)) from None
     per_n = {n: sum(len(e.words) == n for e in entries) for n in LENGTH_SHARES}
     return {"words": n_words, "distinct_words": len(words), "entries": len(entries), "per_length": per_n,
             "read_seconds": round(t_read - t0, 2), "count_seconds": round(t_done - t_read, 2),
             "seconds": round(t_done - t0, 2)}
-
-
-def _check_output_file(out: Path) -> None:
-    if out.is_dir():
-        raise UserError("--out is a directory; give the vocabulary file's name", path=str(out))
-    if not out.parent.is_dir():
-        raise UserError("the output directory does not exist", path=str(out.parent))
-    if not os.access(out.parent, os.W_OK):
-        raise UserError("cannot write to the output directory", path=str(out.parent))
 
 
 def read_pmi_vocab(path: str | Path) -> list[PmiEntry]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from budgetlm.atomic import check_output_file, replacing
 from budgetlm.data.readers import TEXT_SUFFIXES, ReadStats, check_input_file, iter_lines, read_texts
 from budgetlm.errors import UserError
 from budgetlm.stages.common import load_any_model
@@ -62,18 +63,13 @@ def embed_file(model_path: str | Path, file: str | Path, out: str | Path, text_c
     out = Path(out)
     if out.suffix != ".npy":
         raise UserError("--out must end in .npy", path=str(out))
-    if not out.parent.is_dir():
-        raise UserError("the output directory does not exist", path=str(out.parent))
-    if out.is_dir():
-        raise UserError("--out is a directory; give a file name ending in .npy", path=str(out))
+    check_output_file(out, "give a file name ending in .npy")
     texts = read_lines(file, text_column)
     vectors = embed_texts(model_path, texts, batch_size, trust_pickle=trust_pickle)
-    tmp = out.with_name(out.name + ".tmp.npy")
     try:
-        np.save(tmp, vectors.astype(np.float32))
-        tmp.replace(out)
+        with replacing(out) as tmp:
+            np.save(tmp, vectors.astype(np.float32))
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise UserError(f"cannot write the embeddings ({e.strerror})", path=str(out)) from None
     return out, vectors.shape
 

@@ -14,14 +14,13 @@ The report is written as report.md, report.json and report.png in `<out>`.
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from budgetlm.atomic import write_json
+from budgetlm.atomic import replacing, write_json
 from budgetlm.config import FinetuneConfig, build_config, parse_budget, preset_path
 from budgetlm.errors import UserError
 from budgetlm.train.checkpoint import list_checkpoints
@@ -188,8 +187,9 @@ def parse_budgets(budget: str | None, per_task: str | None, tasks: list[str]) ->
 def evaluate(model: str | Path, tasks: list[str], out: str | Path, budgets: dict[str, str | None] | None = None,
              seeds: int = 1, scratch: bool = False, overrides: list[str] | None = None, trust_pickle: bool = False) -> Report:
     """Everything that can be checked is checked before the first task trains: task names, seeds, the model
-    (loaded once), each task's config and data files, and --out. If a task still fails, no report is written
-    and the empty folders this call made are removed; finished task runs stay and are reused next time."""
+    (loaded here to check it; each task loads it again), each task's config and data files, and --out. If a
+    task still fails, no report is written and the empty folders this call made are removed; finished task
+    runs stay and are reused next time."""
     from budgetlm.stages.common import load_any_model, make_output_dir, tidy_on_failure
 
     unknown = [t for t in tasks if t not in EVALUATORS]
@@ -213,9 +213,9 @@ def evaluate(model: str | Path, tasks: list[str], out: str | Path, budgets: dict
         scores = [EVALUATORS[task](ctx) for task, ctx in zip(tasks, contexts)]
         report = Report(str(model), scratch, scores)
         # the three files appear together at the end, each whole (written aside, then renamed)
-        report.plot(out / "report.tmp.png")
-        os.replace(out / "report.tmp.png", out / "report.png")
+        with replacing(out / "report.png") as tmp:
+            report.plot(tmp)
         write_json(out / "report.json", report.to_dict())
-        (out / "report.md.tmp").write_text(f"# Evaluation of `{model}`\n\n" + report.markdown() + "\n")
-        os.replace(out / "report.md.tmp", out / "report.md")
+        with replacing(out / "report.md") as tmp:
+            tmp.write_text(f"# Evaluation of `{model}`\n\n" + report.markdown() + "\n")
     return report

