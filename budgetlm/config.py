@@ -223,6 +223,8 @@ class TrainConfig:
     seed: int = _f(0, "seed for initialisation, data order, masking and dropout")
     log_every: int = _f(10, "optimizer steps between log lines")
     eval_every: int = _f(0, "optimizer steps between evaluations; 0 = only at the end")
+    keep_best: str = _f("", "end with the weights of the evaluation that scored highest on this figure (e.g. "
+                        "select_accuracy: see data.select_every) instead of the last weights; needs train.eval_every")
     checkpoint_every: str = _f("5m", "how often to checkpoint: '5m' of training time or '500steps'")
     keep_checkpoints: int = _f(2, "how many recent checkpoints to keep")
     threads: int = _f(0, "torch CPU threads; 0 = all cores")
@@ -252,6 +254,8 @@ class TrainConfig:
         check_supported(self.precision)
         if self.eval_every < 0 or self.threads < 0 or self.max_grad_norm < 0:
             raise UserError("train.eval_every, train.threads and train.max_grad_norm must be >= 0")
+        if self.keep_best and not self.eval_every:
+            raise UserError(f"train.keep_best={self.keep_best} picks among periodic evaluations: set train.eval_every")
 
 
 @dataclass
@@ -317,17 +321,22 @@ class TaskDataConfig:
     valid: str = _f("", "validation file, same format")
     test: str = _f("", "optional test file, evaluated once after training")
     valid_every: int = _f(0, "without a valid file: hold out every N-th training example (index % N == 0) for validation")
+    select_every: int = _f(0, "hold out every N-th (remaining) training example as a selection split: evaluations "
+                              "then also report select_<figure> on it, for train.keep_best; 0 = none")
     text_column: str = _f("", "column with the text, or the first text of a pair (default: inferred)")
     text_b_column: str = _f("", "column with the second text of a pair (default: inferred)")
     label_column: str = _f("", "column with the label (default: label, Quality, score, ...)")
     max_seq_len: int = _f(0, "truncate inputs to this many tokens; 0 = the model's max_seq_len")
     max_eval_examples: int = _f(0, "evaluate on the first N examples of the valid and test files only; 0 = all")
+    group_by_length: bool = _f(False, "batch training examples of similar length together (sorted within shuffled "
+                                      "groups of 64 batches): less padding, more steps per minute")
 
     def validate(self) -> None:
-        if self.max_seq_len < 0 or self.valid_every < 0 or self.max_eval_examples < 0:
-            raise UserError("data.max_seq_len, data.valid_every and data.max_eval_examples must be >= 0")
-        if self.valid_every == 1:
-            raise UserError("data.valid_every=1 would hold out every example; use 0 (off) or >= 2")
+        if self.max_seq_len < 0 or self.valid_every < 0 or self.select_every < 0 or self.max_eval_examples < 0:
+            raise UserError("data.max_seq_len, data.valid_every, data.select_every and data.max_eval_examples must be >= 0")
+        for key in ("valid_every", "select_every"):
+            if getattr(self, key) == 1:
+                raise UserError(f"data.{key}=1 would hold out every example; use 0 (off) or >= 2")
         if self.task_type:
             _choice(self, "task_type", TASK_TYPES)
 

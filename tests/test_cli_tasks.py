@@ -103,6 +103,20 @@ def test_builtin_mrpc_holds_out_every_tenth_pair_and_reports_test(setup, tmp_pat
     assert {"test_accuracy", "test_f1", "accuracy"} <= set(results)
 
 
+def test_selection_split_and_keep_best_with_length_grouped_batches(setup, tmp_path, capsys):
+    code, out, err = run_cli(capsys, "finetune", "--model", setup / "pre", "--task", "mrpc", "--budget", "6steps",
+                             "--out", tmp_path / "ft", *TINY, "data.select_every=4", "data.group_by_length=true",
+                             "train.eval_every=2", "train.keep_best=select_accuracy")
+    assert code == 0, err
+    assert "mrpc: 27 train / 4 valid / 12 test / 9 held out for selection, 2 labels" in err  # 36 after MRPC's 10% valid
+    evals = [r for r in map(json.loads, (tmp_path / "ft" / "metrics.jsonl").read_text().splitlines()) if "eval_accuracy" in r]
+    assert [r["step"] for r in evals][:3] == [2, 4, 6] and all("eval_select_accuracy" in r for r in evals)
+    best = max(evals[:3], key=lambda r: r["eval_select_accuracy"])  # ties: the earliest
+    results = json.loads((tmp_path / "ft" / "results.json").read_text())
+    assert results["select_accuracy"] == best["eval_select_accuracy"]
+    assert results.get("kept_step", 6) == best["step"]
+
+
 def test_ner_finetune_then_tag(setup, tmp_path, capsys):
     code, out, err = run_cli(capsys, "finetune", "--model", setup / "pre", "--train", setup / "train.conll",
                              "--valid", setup / "dev.conll", "--budget", "30steps", "--out", tmp_path / "ner",

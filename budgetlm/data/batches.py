@@ -74,14 +74,21 @@ def special_mask(ids: torch.Tensor) -> torch.Tensor:
     return ids < len(SPECIAL_TOKENS)
 
 
+GROUP_BATCHES = 64  # length grouping sorts the examples of this many global batches at a time
+
+
 class EpochSampler:
     """Shuffled indices, epoch after epoch; the permutation of epoch e depends only on (seed, e).
 
-    `batch_size` is per rank; `epoch` and `pos` count global sequences (the same on every rank).
+    `batch_size` is per rank; `epoch` and `pos` count global sequences (the same on every rank). With `lengths`
+    (one per example), each epoch is length-grouped (see `_group_by_length`).
     """
 
-    def __init__(self, n: int, batch_size: int, seed: int, shuffle: bool = True):
+    def __init__(self, n: int, batch_size: int, seed: int, shuffle: bool = True, lengths=None):
         self.n, self.batch_size, self.seed, self.shuffle = n, batch_size, seed, shuffle
+        self.lengths = None if lengths is None else np.asarray(lengths)
+        if self.lengths is not None and len(self.lengths) != n:
+            raise ValueError(f"{len(self.lengths)} lengths for {n} examples")
         self.epoch, self.pos = 0, 0
         self.rank, self.world = 0, 1
         self._order = None
@@ -93,8 +100,26 @@ class EpochSampler:
 
     def _perm(self) -> np.ndarray:
         if self._order is None:
-            self._order = np.random.default_rng([self.seed, self.epoch]).permutation(self.n) if self.shuffle else np.arange(self.n)
+            if not self.shuffle:
+                self._order = np.arange(self.n)
+            else:
+                rng = np.random.default_rng([self.seed, self.epoch])
+                order = rng.permutation(self.n)
+                self._order = order if self.lengths is None else self._group_by_length(order, rng)
         return self._order
+
+    def _group_by_length(self, order: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Length-grouped epoch (HF's group_by_length): cut the shuffled order into groups of GROUP_BATCHES global
+        batches, sort each group by length, cut it into global batches and shuffle the batches of the whole
+        epoch. Batches hold examples of similar length (little padding) yet stay random in content and order;
+        the one partial batch goes last, so every global batch stays whole."""
+        size = self.batch_size * self.world
+        group = size * GROUP_BATCHES
+        grouped = [g[np.argsort(-self.lengths[g], kind="stable")] for g in np.split(order, range(group, self.n, group))]
+        flat = np.concatenate(grouped)
+        full = self.n // size
+        batches = flat[:full * size].reshape(full, size)[rng.permutation(full)]
+        return np.concatenate([batches.reshape(-1), flat[full * size:]])
 
     def next_indices(self) -> np.ndarray:
         """This rank's slice of the next global batch."""
@@ -176,9 +201,10 @@ class ExampleBatches:
     """Fine-tuning batches of encoded examples: pad_batch(...) plus 'labels' ((B,) or (B, T) for token labels)."""
 
     def __init__(self, encoded: list[list[int]], labels: list, batch_size: int, seed: int,
-                 type_ids: list[list[int]] | None = None):
+                 type_ids: list[list[int]] | None = None, group_by_length: bool = False):
         self.encoded, self.labels, self.type_ids = encoded, labels, type_ids
-        self.sampler = EpochSampler(len(encoded), batch_size, seed)
+        lengths = [len(e) for e in encoded] if group_by_length else None
+        self.sampler = EpochSampler(len(encoded), batch_size, seed, lengths=lengths)
 
     def __len__(self) -> int:
         return len(self.encoded)

@@ -48,6 +48,7 @@ class PreparedTask:
     train: Split
     valid: Split
     test: Split | None
+    select: Split | None = None  # held out of train to pick the best evaluation (data.select_every)
 
     def head_meta(self, head_cfg) -> dict:
         return {"head_kind": self.kind.head_kind, "task_type": self.spec.task_type, "task": self.spec.name,
@@ -60,20 +61,30 @@ def prepare_task(spec: TaskSpec, tok, max_len: int, head: str) -> PreparedTask:
     train_data = kind.read(spec.train, spec.columns)
     if spec.valid:
         valid_data = kind.read(spec.valid, spec.columns)
-    else:  # deterministic hold-out: every valid_every-th example
-        n = len(train_data.lines)
-        held = [i for i in range(n) if i % spec.valid_every == 0]
-        kept = [i for i in range(n) if i % spec.valid_every]
-        if not kept:
-            raise UserError(f"too few examples ({n}) to hold out every {spec.valid_every}th for validation", path=spec.train)
-        train_data, valid_data = take(train_data, kept), take(train_data, held)
+    else:
+        train_data, valid_data = _hold_out(train_data, spec.valid_every, "validation", spec.train)
+    select_data = None
+    if spec.select_every:
+        train_data, select_data = _hold_out(train_data, spec.select_every, "selection", spec.train)
     labels = kind.label_space(train_data)
     test_data = kind.read(spec.test, spec.columns) if spec.test else None
     if spec.max_eval_examples:
         valid_data, test_data = (_first(d, spec.max_eval_examples) if d is not None else None for d in (valid_data, test_data))
-    test = kind.encode(tok, test_data, labels, max_len) if test_data is not None else None
-    return PreparedTask(spec, kind, head, labels, kind.encode(tok, train_data, labels, max_len),
-                        kind.encode(tok, valid_data, labels, max_len), test)
+
+    def encode(data):
+        return kind.encode(tok, data, labels, max_len) if data is not None else None
+
+    return PreparedTask(spec, kind, head, labels, encode(train_data), encode(valid_data), encode(test_data), encode(select_data))
+
+
+def _hold_out(data, every: int, what: str, path: str):
+    """(kept, held): a deterministic hold-out of every `every`-th example (index % every == 0)."""
+    n = len(data.lines)
+    held = [i for i in range(n) if i % every == 0]
+    kept = [i for i in range(n) if i % every]
+    if not kept:
+        raise UserError(f"too few examples ({n}) to hold out every {every}th for {what}", path=path)
+    return take(data, kept), take(data, held)
 
 
 def _first(data, n: int):
@@ -169,7 +180,8 @@ def finetune_heads(cfg: FinetuneConfig, model_path, run_dir: Path, resume: bool,
         print(f"fine-tuning {'a randomly initialised' if scratch else 'the pre-trained'} encoder "
               f"({count_parameters(model) / 1e6:.1f}M parameters) on "
               + "; ".join(f"{t.spec.name}: {len(t.train):,} train / {len(t.valid):,} valid"
-                          + (f" / {len(t.test):,} test" if t.test else "") + f", {len(t.labels)} labels"
+                          + (f" / {len(t.test):,} test" if t.test else "")
+                          + (f" / {len(t.select):,} held out for selection" if t.select else "") + f", {len(t.labels)} labels"
                           + (f", p={p:.2f}" if multi else "") for t, p in zip(tasks, probs)), file=sys.stderr)
         write_json(run_dir / "config.json", {"stage": "finetune", **dataclasses.asdict(cfg), "resolved": {
             "model": str(model_path), "scratch": scratch, "sampling_probs": probs,
@@ -182,10 +194,12 @@ def finetune_heads(cfg: FinetuneConfig, model_path, run_dir: Path, resume: bool,
         return t.kind.loss(logits, batch["labels"]), int(batch["attention_mask"].sum()), {}
 
     def evaluate(model):
-        return _metrics(tasks, model, multi, lambda t: t.valid, prefix="")
+        return {**_metrics(tasks, model, multi, lambda t: t.valid, prefix=""),
+                **_metrics([t for t in tasks if t.select], model, multi, lambda t: t.select, prefix="select_")}
 
-    sources = [ExampleBatches(t.train.ids, t.train.targets, cfg.train.batch_size, cfg.train.seed + i, t.train.type_ids)
-               for i, t in enumerate(tasks)]
+    sources = [ExampleBatches(t.train.ids, t.train.targets, cfg.train.batch_size, cfg.train.seed + i, t.train.type_ids,
+                              group_by_length=section.group_by_length)
+               for i, (t, section) in enumerate(zip(tasks, _sections(cfg)))]
     batches = MultiTaskBatches(sources, probs, cfg.train.seed)
     state = train(model, batches, step_fn, cfg.train, run_dir, evaluate=evaluate, resume=resume, desc="finetune")
     results = state.last_eval()

@@ -7,6 +7,8 @@
 It is written into a temporary directory, fsynced, then renamed, so a checkpoint directory either exists
 complete or not at all. Loading verifies the checksums and falls back to the previous checkpoint when the
 newest is damaged. Only safetensors and JSON are read: nothing is unpickled.
+
+With train.keep_best, `<run>/checkpoints/best-model.safetensors` holds the weights of the best evaluation so far.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ import sys
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from budgetlm.atomic import fsync_dir, sha256_file
+from budgetlm.atomic import fsync_dir, replacing, sha256_file
 from budgetlm.errors import UserError
 
 CKPT_DIR = "checkpoints"
@@ -134,3 +137,28 @@ def load_latest(run_dir: Path, model: torch.nn.Module, opt: torch.optim.Optimize
         state["loop"]["checkpoint"] = str(ckpt)
         return state["loop"]
     return None
+
+
+BEST_FILE = "best-model.safetensors"  # train.keep_best: the best evaluation's weights, beside the checkpoints
+
+
+def save_best(run_dir: Path, model: torch.nn.Module, step: int) -> None:
+    """Write the model's weights as the best so far (atomically; the step is recorded in the file's metadata)."""
+    root = Path(run_dir) / CKPT_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    with replacing(root / BEST_FILE) as tmp:
+        save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp),
+                  metadata={"step": str(step)})
+
+
+def load_best(run_dir: Path, model: torch.nn.Module, step: int) -> bool:
+    """Load the weights save_best wrote at `step`; False if the file is missing, damaged or from another step."""
+    path = Path(run_dir) / CKPT_DIR / BEST_FILE
+    try:
+        with safe_open(str(path), "pt") as f:
+            if (f.metadata() or {}).get("step") != str(step):
+                return False
+        model.load_state_dict(load_file(str(path)), strict=True)
+    except (OSError, RuntimeError, ValueError, KeyError):
+        return False
+    return True

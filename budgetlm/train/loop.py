@@ -35,7 +35,7 @@ from tqdm import tqdm
 from budgetlm.config import Budget, TrainConfig, parse_budget
 from budgetlm.errors import UserError
 from budgetlm.train import distributed, precision
-from budgetlm.train.checkpoint import list_checkpoints, load_latest, save_checkpoint
+from budgetlm.train.checkpoint import list_checkpoints, load_best, load_latest, save_best, save_checkpoint
 from budgetlm.train.logs import MetricsLog
 from budgetlm.train.memory import tune_allocator
 from budgetlm.train.optim import build_optimizer
@@ -63,6 +63,7 @@ class LoopState:
     loss_ema: float = 0.0  # running mean of accepted step losses (loss-spike guard)
     good_steps: int = 0
     global_batch: int = 0  # sequences per optimizer step over all ranks
+    best: dict = field(default_factory=dict)  # train.keep_best: {"step", "value"} of the best evaluation so far
 
     def last_eval(self) -> dict:
         """The final evaluation's figures, without the `eval_` prefix they carry in metrics.jsonl."""
@@ -215,6 +216,8 @@ def train(
                 finished = state.consumed(budget) >= total
                 if evaluate is not None and cfg.eval_every and state.step % cfg.eval_every == 0 and not finished:
                     _run_eval(model, evaluate, state, log)
+                    if cfg.keep_best:
+                        _track_best(model, state, cfg.keep_best, run_dir, checkpoint)
                 due = state.consumed(ckpt_every) - state.last_checkpoint >= ckpt_every.amount
                 if due and not finished and not state.bad_in_a_row:  # never checkpoint in the middle of trouble
                     checkpoint()
@@ -238,6 +241,9 @@ def train(
     bar.close()
     if evaluate is not None:
         _run_eval(model, evaluate, state, log)
+        if cfg.keep_best and _track_best(model, state, cfg.keep_best, run_dir, checkpoint) is False:
+            if _restore_best(model, state, cfg.keep_best, run_dir):  # the figures (and last_eval) of the kept weights
+                _run_eval(model, evaluate, state, log, {"kept_step": state.best["step"]})
     checkpoint()
     if log:
         log.close()
@@ -311,7 +317,7 @@ def _stop_on_signals():
             signal.signal(s, h)
 
 
-def _run_eval(model, evaluate, state: LoopState, log: MetricsLog | None) -> None:
+def _run_eval(model, evaluate, state: LoopState, log: MetricsLog | None, extra: dict | None = None) -> None:
     """Rank 0 evaluates; every rank gets its result, so all hold the same history."""
     result = None
     if distributed.is_main():
@@ -321,12 +327,41 @@ def _run_eval(model, evaluate, state: LoopState, log: MetricsLog | None) -> None
         model.train()
     result = distributed.broadcast(result)
     record = {"step": state.step, "tokens": state.tokens, "elapsed_s": round(state.elapsed, 2)}
-    record.update({f"eval_{k}": v for k, v in result.items()})
+    record.update({f"eval_{k}": v for k, v in {**result, **(extra or {})}.items()})
     state.history.append(record)
     if log:
         log.log(record)
         shown = ", ".join(f"{k} {v:.4g}" for k, v in result.items() if isinstance(v, (int, float)))
         tqdm.write(f"step {state.step}: {shown}", file=sys.stderr)
+
+
+def _track_best(model, state: LoopState, key: str, run_dir: Path, checkpoint) -> bool:
+    """train.keep_best: after an evaluation, keep the weights if they score best so far; True if they did."""
+    result = state.last_eval()
+    if not isinstance(result.get(key), (int, float)):
+        checkpoint()  # no work is lost: fix the setting and --resume
+        figures = ", ".join(k for k, v in result.items() if isinstance(v, (int, float)))
+        raise UserError(f"train.keep_best={key}: the evaluation reports no such figure (it reports {figures}); "
+                        "a checkpoint was saved, continue with --resume and another train.keep_best")
+    value = float(result[key])
+    if state.best and not value > state.best["value"]:
+        return False
+    state.best = {"step": state.step, "value": value}
+    if distributed.is_main():
+        save_best(run_dir, model, state.step)
+    return True
+
+
+def _restore_best(model, state: LoopState, key: str, run_dir: Path) -> bool:
+    """Load the best evaluation's weights back into the model; False (with a warning) if they are gone."""
+    restored = load_best(run_dir, model, state.best["step"])
+    if distributed.is_main():
+        last = state.last_eval()[key]
+        tqdm.write(f"train.keep_best: keeping the weights of step {state.best['step']} ({key} {state.best['value']:.4g}) "
+                   f"over the last step's ({last:.4g})" if restored else
+                   f"warning: train.keep_best: the weights of step {state.best['step']} are missing or damaged; "
+                   "keeping the last step's", file=sys.stderr)
+    return restored
 
 
 def check_free_space(run_dir: Path, model: torch.nn.Module, keep: int) -> None:

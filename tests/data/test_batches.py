@@ -63,6 +63,57 @@ def test_state_dict_is_plain_json_data():
     assert json.loads(json.dumps(state)) == state == {"epoch": 2, "pos": 1}
 
 
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 300), batch_size=st.integers(1, 9), seed=st.integers(0, 1000), epochs=st.integers(1, 3))
+def test_length_grouping_still_draws_every_index_once_per_epoch(n, batch_size, seed, epochs):
+    lengths = np.random.default_rng(seed).integers(1, 60, n)
+    sampler = EpochSampler(n, batch_size, seed, lengths=lengths)
+    drawn = []
+    while len(drawn) < n * epochs:
+        drawn.extend(sampler.next_indices().tolist())
+    for e in range(epochs):
+        assert sorted(drawn[e * n:(e + 1) * n]) == list(range(n)), f"epoch {e}"
+
+
+def test_length_grouping_cuts_padding_and_keeps_batches_random():
+    n, bs = 4096, 16
+    lengths = np.random.default_rng(0).integers(3, 64, n)
+    grouped, plain = EpochSampler(n, bs, 1, lengths=lengths), EpochSampler(n, bs, 1)
+
+    def padded_tokens(sampler):  # tokens of one epoch after padding each batch to its longest example
+        return sum(int(lengths[b].max()) * len(b) for b in (sampler.next_indices() for _ in range(n // bs)))
+
+    assert padded_tokens(grouped) < 0.7 * padded_tokens(plain)
+    first = [EpochSampler(n, bs, 1, lengths=lengths).next_indices() for _ in range(2)]
+    assert np.array_equal(*first)  # deterministic in (seed, epoch)
+    longest_first = [lengths[EpochSampler(n, bs, s, lengths=lengths).next_indices()].max() for s in range(8)]
+    assert len(set(longest_first)) > 2  # batch order is shuffled, not longest- (or shortest-) first
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 200), batch_size=st.integers(1, 7), seed=st.integers(0, 1000), before=st.integers(0, 40))
+def test_length_grouped_sampler_resumes_the_identical_sequence(n, batch_size, seed, before):
+    lengths = np.random.default_rng(seed).integers(1, 30, n)
+    original = EpochSampler(n, batch_size, seed, lengths=lengths)
+    for _ in range(before):
+        original.next_indices()
+    state = original.state_dict()
+    expected = [original.next_indices().tolist() for _ in range(8)]
+    resumed = EpochSampler(n, batch_size, seed, lengths=lengths)
+    resumed.load_state_dict(dict(state))
+    assert [resumed.next_indices().tolist() for _ in range(8)] == expected
+
+
+def test_length_grouped_shards_split_one_global_batch():
+    lengths = np.random.default_rng(3).integers(1, 50, 120)
+    single = EpochSampler(120, 12, seed=3, lengths=lengths)
+    shards = [EpochSampler(120, 4, seed=3, lengths=lengths) for _ in range(3)]
+    for r, s in enumerate(shards):
+        s.shard(r, 3)
+    for _ in range(15):
+        assert single.next_indices().tolist() == [i for s in shards for i in s.next_indices().tolist()]
+
+
 @pytest.fixture
 def token_cache(corpus_file, tiny_tokenizer_file, tmp_path):
     return build_or_load([corpus_file], tiny_tokenizer_file, cache_dir=tmp_path / "cache")

@@ -334,3 +334,64 @@ def test_cpu_clock_budget_counts_process_time(inputs, tmp_path, monkeypatch):
     monkeypatch.setitem(loop_mod.CLOCKS, "cpu", lambda: float(next(ticks)))
     results = pretrain(make_config(inputs, "train.clock=cpu", budget="3s"), tmp_path / "run")
     assert results["steps"] == 3  # each step reads the clock twice: 1 s per step
+
+
+def _scripted_eval(scores, snapshots):
+    """An evaluation that reports the next scripted score and records the weights it saw."""
+    def evaluate(model):
+        snapshots.append(model.weight.detach().clone())
+        return {"score": scores[len(snapshots) - 1], "other": 0.0}
+    return evaluate
+
+
+def test_keep_best_ends_with_the_best_evaluation_weights(tmp_path, capsys):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    snapshots = []
+    cfg = TrainConfig(budget="8steps", eval_every=2, keep_best="score", log_every=1000, checkpoint_every="1000steps", lr=1e-2)
+    # evaluations at steps 2, 4, 6, the final one at 8, then the re-evaluation of the kept weights
+    state = train(model, CountingBatches(), _toy_step([]), cfg, tmp_path, evaluate=_scripted_eval([0.5, 0.9, 0.7, 0.6, 0.9], snapshots))
+    assert len(snapshots) == 5
+    assert torch.equal(model.weight, snapshots[1]) and not torch.equal(snapshots[1], snapshots[3])
+    assert torch.equal(snapshots[4], snapshots[1])  # the last evaluation saw the step-4 weights
+    assert state.best == {"step": 4, "value": 0.9}
+    assert state.last_eval()["kept_step"] == 4 and state.last_eval()["score"] == 0.9
+    assert "keeping the weights of step 4" in capsys.readouterr().err
+    final = list_checkpoints(tmp_path)[-1]  # the final checkpoint holds the kept weights
+    assert torch.equal(load_file(str(final / "model.safetensors"))["weight"], snapshots[1])
+
+
+def test_keep_best_keeps_the_last_weights_when_they_are_best(tmp_path):
+    model = torch.nn.Linear(3, 1)
+    snapshots = []
+    cfg = TrainConfig(budget="4steps", eval_every=2, keep_best="score", log_every=1000, checkpoint_every="1000steps")
+    state = train(model, CountingBatches(), _toy_step([]), cfg, tmp_path, evaluate=_scripted_eval([0.5, 0.8], snapshots))
+    assert len(snapshots) == 2 and torch.equal(model.weight, snapshots[1])
+    assert "kept_step" not in state.last_eval() and state.best == {"step": 4, "value": 0.8}
+
+
+def test_keep_best_naming_an_unknown_figure_saves_a_checkpoint_and_says_what_exists(tmp_path):
+    cfg = TrainConfig(budget="6steps", eval_every=2, keep_best="acuracy", log_every=1000, checkpoint_every="1000steps")
+    with pytest.raises(UserError, match=r"acuracy.*score, other.*--resume"):
+        train(torch.nn.Linear(3, 1), CountingBatches(), _toy_step([]), cfg, tmp_path, evaluate=_scripted_eval([0.1] * 9, []))
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_00000002"]
+
+
+def test_keep_best_needs_periodic_evaluation():
+    with pytest.raises(UserError, match="train.eval_every"):
+        build_config(PretrainConfig, overrides=["train.keep_best=accuracy"])
+
+
+def test_keep_best_survives_resume(tmp_path, monkeypatch):
+    cfg = TrainConfig(budget="8steps", eval_every=2, keep_best="score", log_every=1000, checkpoint_every="1steps")
+    scores = [0.5, 0.9, 0.7, 0.6, 0.9]
+    interrupt_between_steps(monkeypatch, 5)
+    snapshots = []
+    with pytest.raises(Interrupted):
+        train(torch.nn.Linear(3, 1), CountingBatches(), _toy_step([]), cfg, tmp_path, evaluate=_scripted_eval(scores, snapshots))
+    monkeypatch.undo()
+    model = torch.nn.Linear(3, 1)
+    after = []
+    state = train(model, CountingBatches(), _toy_step([]), cfg, tmp_path, resume=True,
+                  evaluate=_scripted_eval(scores[2:], after))  # evaluations at 6, 8, then the kept weights
+    assert len(after) == 3 and state.best == {"step": 4, "value": 0.9} and torch.equal(model.weight, snapshots[1])
