@@ -49,6 +49,9 @@ def main() -> None:
     ap.add_argument("--finetune-budget", default=None)
     ap.add_argument("--sequential", action="store_true", help="run fine-tunes one at a time with all threads")
     ap.add_argument("--tokenizer", help="reuse this tokenizer instead of training one")
+    ap.add_argument("--pretrained", help="fine-tune this existing pre-training run instead of running step 1")
+    ap.add_argument("--finetune-set", action="append", default=[], metavar="key=value",
+                    help="an override for both fine-tuning arms (repeatable), e.g. data.group_by_length=true")
     ap.add_argument("pretrain_overrides", nargs="*", metavar="key=value")
     args = ap.parse_args()
     out = Path(args.out)
@@ -56,7 +59,7 @@ def main() -> None:
     sst2 = str(data_root() / "sst2" / "train.tsv")
     train_files = [str(p) for p in english_pretraining_files()] + [sst2] * args.sst2_repeats
 
-    pre = out / "pretrain"
+    pre = Path(args.pretrained) if args.pretrained else out / "pretrain"
     if not (pre / "results.json").exists():
         cmd = bl + ["pretrain", "--config", args.config, "--train", *train_files, "--out", str(pre)]
         if args.pretrain_budget:
@@ -65,7 +68,7 @@ def main() -> None:
             cmd += ["--tokenizer", args.tokenizer]
         cmd += ["--resume"] if (pre / "checkpoints").exists() else []
         wait_all([launch(cmd + args.pretrain_overrides, out / "pretrain.log")])
-    table = {"pretrain": json.loads((pre / "results.json").read_text()), "command": " ".join(sys.argv)}
+    table = {"pretrain": json.loads((pre / "results.json").read_text()), "pretrain_run": str(pre), "command": " ".join(sys.argv)}
 
     def finetune_cmd(arm: str, seed: int) -> tuple[list[str], Path]:
         d = out / f"finetune-{arm}-seed{seed}"
@@ -73,7 +76,7 @@ def main() -> None:
         cmd += ["--scratch"] if arm == "scratch" else []
         if args.finetune_budget:
             cmd += ["--budget", args.finetune_budget]
-        cmd += [f"train.seed={seed}"] + ([] if args.sequential else ["train.threads=1"])
+        cmd += [f"train.seed={seed}"] + ([] if args.sequential else ["train.threads=1"]) + args.finetune_set
         return cmd, d
 
     for seed in args.seeds:
@@ -88,7 +91,8 @@ def main() -> None:
     for arm in ("pretrained", "scratch"):
         results = [json.loads((out / f"finetune-{arm}-seed{s}" / "results.json").read_text()) for s in args.seeds]
         accs = [r["accuracy"] for r in results]
-        table[arm] = {"accuracies": accs, "steps": [r["steps"] for r in results], "mean": statistics.mean(accs),
+        table[arm] = {"accuracies": accs, "steps": [r["steps"] for r in results],
+                      "kept_steps": [r.get("kept_step", r["steps"]) for r in results], "mean": statistics.mean(accs),
                       "std": statistics.stdev(accs) if len(accs) > 1 else 0.0}
     gain = 100 * (table["pretrained"]["mean"] - table["scratch"]["mean"])
     table["gain_points"] = gain
@@ -100,7 +104,7 @@ def main() -> None:
     for arm in ("pretrained", "scratch"):
         t = table[arm]
         print(f"SST-2 dev accuracy, {arm:<10}: {100 * t['mean']:.2f} +- {100 * t['std']:.2f}  "
-              f"(seeds: {', '.join(f'{100 * a:.2f}' for a in t['accuracies'])}; steps {t['steps']})")
+              f"(seeds: {', '.join(f'{100 * a:.2f}' for a in t['accuracies'])}; steps {t['steps']}, kept {t['kept_steps']})")
     print(f"gain from pre-training: {gain:+.2f} points (target: >= +1.5, and pre-trained >= 83%)")
 
 
