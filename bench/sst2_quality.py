@@ -52,8 +52,14 @@ def main() -> None:
     ap.add_argument("--pretrained", help="fine-tune this existing pre-training run instead of running step 1")
     ap.add_argument("--finetune-set", action="append", default=[], metavar="key=value",
                     help="an override for both fine-tuning arms (repeatable), e.g. data.group_by_length=true")
+    ap.add_argument("--arm-set", action="append", default=[], metavar="ARM:key=value",
+                    help="an override for one arm only (pretrained or scratch; repeatable), e.g. pretrained:train.lr=3e-4 "
+                         "when each arm runs at its own best learning rate")
     ap.add_argument("pretrain_overrides", nargs="*", metavar="key=value")
     args = ap.parse_args()
+    bad = [item for item in args.arm_set if item.partition(":")[0] not in ("pretrained", "scratch")]
+    if bad:
+        ap.error(f"--arm-set takes pretrained:key=value or scratch:key=value, got {', '.join(bad)}")
     out = Path(args.out)
     bl = [sys.executable, "-m", "budgetlm"]
     sst2 = str(data_root() / "sst2" / "train.tsv")
@@ -77,6 +83,7 @@ def main() -> None:
         if args.finetune_budget:
             cmd += ["--budget", args.finetune_budget]
         cmd += [f"train.seed={seed}"] + ([] if args.sequential else ["train.threads=1"]) + args.finetune_set
+        cmd += [kv for a, _, kv in (item.partition(":") for item in args.arm_set) if a == arm]
         return cmd, d
 
     for seed in args.seeds:
