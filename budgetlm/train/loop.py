@@ -241,7 +241,7 @@ def train(
     bar.close()
     if evaluate is not None:
         _run_eval(model, evaluate, state, log)
-        if cfg.keep_best and _track_best(model, state, cfg.keep_best, run_dir, checkpoint) is False:
+        if cfg.keep_best and not _track_best(model, state, cfg.keep_best, run_dir, checkpoint) and state.best:
             if _restore_best(model, state, cfg.keep_best, run_dir):  # the figures (and last_eval) of the kept weights
                 _run_eval(model, evaluate, state, log, {"kept_step": state.best["step"]})
     checkpoint()
@@ -344,7 +344,7 @@ def _track_best(model, state: LoopState, key: str, run_dir: Path, checkpoint) ->
         raise UserError(f"train.keep_best={key}: the evaluation reports no such figure (it reports {figures}); "
                         "a checkpoint was saved, continue with --resume and another train.keep_best")
     value = float(result[key])
-    if state.best and not value > state.best["value"]:
+    if math.isnan(value) or (state.best and not value > state.best["value"]):
         return False
     state.best = {"step": state.step, "value": value}
     if distributed.is_main():

@@ -395,3 +395,16 @@ def test_keep_best_survives_resume(tmp_path, monkeypatch):
     state = train(model, CountingBatches(), _toy_step([]), cfg, tmp_path, resume=True,
                   evaluate=_scripted_eval(scores[2:], after))  # evaluations at 6, 8, then the kept weights
     assert len(after) == 3 and state.best == {"step": 4, "value": 0.9} and torch.equal(model.weight, snapshots[1])
+
+
+def test_keep_best_never_keeps_a_nan_evaluation(tmp_path):
+    model = torch.nn.Linear(3, 1)
+    snapshots = []
+    cfg = TrainConfig(budget="6steps", eval_every=2, keep_best="score", log_every=1000, checkpoint_every="1000steps")
+    nan = float("nan")
+    state = train(model, CountingBatches(), _toy_step([]), cfg, tmp_path, evaluate=_scripted_eval([nan, 0.4, 0.3, 0.4], snapshots))
+    assert state.best == {"step": 4, "value": 0.4} and torch.equal(model.weight, snapshots[1])
+    (tmp_path / "all-nan").mkdir()  # the stage creates the run dir
+    state = train(torch.nn.Linear(3, 1), CountingBatches(), _toy_step([]), cfg, tmp_path / "all-nan",
+                  evaluate=_scripted_eval([nan] * 3, []))
+    assert state.best == {} and state.step == 6  # nothing to keep: the last weights stay
