@@ -67,14 +67,18 @@ def build_from_meta(meta: dict) -> Model | EncoderDecoderModel:
     raise UserError(f"unknown model kind {meta['kind']!r} in {CONFIG}")
 
 
+def cpu_state_dict(model) -> dict:
+    """The model's weights as contiguous CPU tensors, the form safetensors writes."""
+    return {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+
+
 def save_model(model: Model | EncoderDecoderModel, out_dir: str | Path, meta: dict, tokenizer_file: str | Path | None) -> Path:
     """Write atomically: everything goes to `<out_dir>.tmp` first, then one rename."""
     out = Path(out_dir)
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt"})
+    save_file(cpu_state_dict(model), str(tmp / WEIGHTS), metadata={"format": "pt"})
     (tmp / CONFIG).write_text(json.dumps(meta, indent=2))
     if tokenizer_file is not None:
         shutil.copyfile(tokenizer_file, tmp / TOKENIZER)

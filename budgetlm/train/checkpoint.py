@@ -25,6 +25,7 @@ from safetensors.torch import load_file, save_file
 
 from budgetlm.atomic import fsync_dir, replacing, sha256_file
 from budgetlm.errors import UserError
+from budgetlm.models.io import cpu_state_dict
 
 CKPT_DIR = "checkpoints"
 WEIGHT_FILES = ("model.safetensors", "optimizer.safetensors")
@@ -79,7 +80,7 @@ def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, opt: torch
 
 
 def _write(tmp: Path, step: int, model: torch.nn.Module, opt: torch.optim.Optimizer, loop_state: dict) -> None:
-    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
+    save_file(cpu_state_dict(model), str(tmp / "model.safetensors"))
     tensors, opt_extra = _optimizer_tensors(opt)
     tensors["rng.torch"] = torch.get_rng_state()
     save_file(tensors, str(tmp / "optimizer.safetensors"))
@@ -147,8 +148,7 @@ def save_best(run_dir: Path, model: torch.nn.Module, step: int) -> None:
     root = Path(run_dir) / CKPT_DIR
     root.mkdir(parents=True, exist_ok=True)
     with replacing(root / BEST_FILE) as tmp:
-        save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp),
-                  metadata={"step": str(step)})
+        save_file(cpu_state_dict(model), str(tmp), metadata={"step": str(step)})
 
 
 def load_best(run_dir: Path, model: torch.nn.Module, step: int) -> bool:
