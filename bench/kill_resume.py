@@ -3,8 +3,9 @@ with an uninterrupted one (bitwise: same weights, same logged losses).
 
     PYTHONPATH=. python bench/kill_resume.py --runs 5 --kills 4 --out /tmp/kill-resume
 
-Each run gets `--kills` SIGKILLs, each a random delay (uniform in [0, --max-delay] s) after the attempt
-started training (its metrics.jsonl was written); an attempt that finishes first simply ends the run.
+Each run gets `--kills` SIGKILLs, each at a random training step (uniform over the steps this attempt has still
+to run, as its metrics.jsonl reports them), so the kills land however fast the machine is; an attempt that
+finishes before its kill lands simply ends the run.
 tests/train/test_faults.py runs the same harness with 3 kills. Prints one JSON line per run and a summary.
 """
 
@@ -45,38 +46,41 @@ def launch(argv: list[str], log) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "budgetlm", *argv], env=env, stdout=log, stderr=log)
 
 
-def wait_for_training(proc: subprocess.Popen, run: Path, since_ns: int, timeout: float = 300) -> bool:
-    """True once this attempt has logged a training step (beyond the checkpoint it resumed from)."""
+def resumed_step(run: Path) -> int:
     ckpts = list_checkpoints(run)
-    resumed_from = int(ckpts[-1].name.removeprefix("step_")) if ckpts else 0
+    return int(ckpts[-1].name.removeprefix("step_")) if ckpts else 0
+
+
+def wait_for_step(proc: subprocess.Popen, run: Path, since_ns: int, step: int, timeout: float = 300) -> bool:
+    """True once this attempt has logged training step `step` or a later one (False if it ended first)."""
     metrics = run / METRICS
     end = time.time() + timeout
     while time.time() < end and proc.poll() is None:
         if metrics.exists() and metrics.stat().st_mtime_ns > since_ns:  # rewritten by this attempt, then appended
             steps = [r["step"] for r in read_metrics(run) if "loss" in r]
-            if steps and steps[-1] > resumed_from:
+            if steps and steps[-1] >= step:
                 return True
-        time.sleep(0.01)
+        time.sleep(0.005)
     return False
 
 
-def run_with_kills(argv: list[str], run: Path, kills: int, rng: random.Random, max_delay: float) -> dict:
-    """Run to completion, SIGKILLing it `kills` times; after each kill continue with --resume (or start afresh
-    when no checkpoint was written yet). Returns what happened."""
+def run_with_kills(argv: list[str], run: Path, kills: int, rng: random.Random, steps: int) -> dict:
+    """Run to completion (`steps` training steps), SIGKILLing it `kills` times, each at a random step of the
+    attempt; after each kill continue with --resume (or start afresh when no checkpoint was written yet).
+    Returns what happened."""
     log = open(run.parent / f"{run.name}.log", "ab")
     killed_at, attempts = [], 0
     while True:
         attempts += 1
-        resume = bool(list_checkpoints(run))
+        start = resumed_step(run)
         started_ns = time.time_ns()
-        proc = launch(argv + (["--resume"] if resume else []), log)
-        if len(killed_at) < kills and wait_for_training(proc, run, started_ns):
-            time.sleep(rng.uniform(0, max_delay))
+        proc = launch(argv + (["--resume"] if start else []), log)
+        if len(killed_at) < kills and start + 1 < steps and wait_for_step(proc, run, started_ns, rng.randint(start + 1, steps - 1)):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
-                steps = [r["step"] for r in read_metrics(run) if "loss" in r]
-                killed_at.append(steps[-1] if steps else 0)
+                logged = [r["step"] for r in read_metrics(run) if "loss" in r]
+                killed_at.append(logged[-1] if logged else 0)
                 continue
         code = proc.wait()
         return {"kills": len(killed_at), "killed_after_step": killed_at, "attempts": attempts, "exit_code": code}
@@ -118,7 +122,6 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--kills", type=int, default=4, help="SIGKILLs per run")
     ap.add_argument("--steps", type=int, default=300, help="budget of each run in steps")
-    ap.add_argument("--max-delay", type=float, default=1.0, help="longest wait after training starts before a kill (s)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("/tmp/budgetlm-kill-resume"))
     args = ap.parse_args()
@@ -126,12 +129,12 @@ def main() -> None:
     inputs = make_inputs(args.out / "inputs")
     rng = random.Random(args.seed)
     reference = args.out / "uninterrupted"
-    ref = run_with_kills(pretrain_argv(inputs, reference, args.steps), reference, 0, rng, 0)
+    ref = run_with_kills(pretrain_argv(inputs, reference, args.steps), reference, 0, rng, args.steps)
     assert ref["exit_code"] == 0, "the uninterrupted run failed"
     tried = survived = 0
     for i in range(args.runs):
         run = args.out / f"run{i}"
-        result = run_with_kills(pretrain_argv(inputs, run, args.steps), run, args.kills, rng, args.max_delay)
+        result = run_with_kills(pretrain_argv(inputs, run, args.steps), run, args.kills, rng, args.steps)
         ok, why = same_run(reference, run) if result["exit_code"] == 0 else (False, "final attempt failed")
         tried += result["kills"]
         survived += result["kills"] if ok else 0

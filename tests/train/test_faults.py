@@ -35,7 +35,7 @@ def test_kill_9_three_times_then_resume_equals_uninterrupted(inputs, tmp_path):
 
     assert main(kill_resume.pretrain_argv(inputs, reference, STEPS)) == 0
     result = kill_resume.run_with_kills(kill_resume.pretrain_argv(inputs, run, STEPS), run, kills=3,
-                                        rng=random.Random(6), max_delay=1.0)
+                                        rng=random.Random(6), steps=STEPS)
     assert result["exit_code"] == 0, (run.parent / "killed.log").read_text()[-2000:]
     assert result["kills"] >= 2, result  # an attempt may finish before its kill lands; most must not
     ok, why = kill_resume.same_run(reference, run)
