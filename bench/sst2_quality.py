@@ -106,8 +106,9 @@ def main() -> None:
     table["load_average_at_end"] = os.getloadavg()
     (out / "summary.json").write_text(json.dumps(table, indent=2))
     p = table["pretrain"]
-    print(f"\npre-training: {p['steps']} steps, {p['train_tokens']:,} tokens in {p['train_seconds']:.0f}s; "
-          f"MLM loss {p['mlm_loss']:.3f}, acc {p['mlm_accuracy']:.3f}, pseudo-perplexity {p['pseudo_perplexity']:.1f}")
+    figures = ", ".join(f"{k} {p[k]:.3f}" for k in ("mlm_loss", "mlm_accuracy", "pseudo_perplexity",  # masked LM
+                                                      "generator_mlm_accuracy", "rtd_accuracy") if k in p)  # ELECTRA
+    print(f"\npre-training: {p['steps']} steps, {p['train_tokens']:,} tokens in {p['train_seconds']:.0f}s; {figures}")
     for arm in ("pretrained", "scratch"):
         t = table[arm]
         print(f"SST-2 dev accuracy, {arm:<10}: {100 * t['mean']:.2f} +- {100 * t['std']:.2f}  "

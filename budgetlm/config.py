@@ -112,7 +112,7 @@ def _check_fits_in_memory(cfg: ModelConfig) -> None:
 
 MASKINGS = ("random", "wwm", "pmi", "spanbert")
 # pre-training objective -> the model family it trains (the functions are in budgetlm/objectives)
-OBJECTIVE_FAMILIES = {"mlm": "encoder", "next_token": "decoder", "span_corruption": "encoder_decoder",
+OBJECTIVE_FAMILIES = {"mlm": "encoder", "rtd": "encoder", "next_token": "decoder", "span_corruption": "encoder_decoder",
                       "text_infilling": "encoder_decoder"}
 DEFAULT_OBJECTIVES = {"encoder": "mlm", "decoder": "next_token", "encoder_decoder": "span_corruption"}
 SENTENCE_TASKS = ("none", "nsp", "sop")
@@ -120,8 +120,8 @@ SENTENCE_TASKS = ("none", "nsp", "sop")
 
 @dataclass
 class ObjectiveConfig:
-    """Pre-training objective: masked LM (encoder), next token (decoder), T5 span corruption or BART text
-    infilling (encoder-decoder)."""
+    """Pre-training objective: masked LM or ELECTRA replaced-token detection (encoder), next token (decoder),
+    T5 span corruption or BART text infilling (encoder-decoder)."""
 
     name: str = _f("", f"objective, one of {tuple(OBJECTIVE_FAMILIES)}; empty = the family's usual one {DEFAULT_OBJECTIVES}")
     masking: str = _f("random", f"which positions to mask, one of {MASKINGS}: random tokens, whole words, "
@@ -141,6 +141,9 @@ class ObjectiveConfig:
     sentence_task: str = _f("none", f"second pre-training head, one of {SENTENCE_TASKS}: none (RoBERTa-style packed "
                                     "blocks), nsp (next-sentence prediction) or sop (sentence-order prediction)")
     document_mask: bool = _f(False, "next_token: attention does not cross an end-of-text token into the previous document")
+    generator_layers: int = _f(1, "rtd: layers of the ELECTRA generator (same width, shares the token embedding)")
+    generator_d_ff: int = _f(0, "rtd: feed-forward width of the generator; 0 = model.d_ff")
+    rtd_weight: float = _f(50.0, "rtd: weight of the discriminator loss against the generator's masked-LM loss (ELECTRA: 50)")
 
     def validate(self) -> None:
         if self.name:
@@ -167,6 +170,11 @@ class ObjectiveConfig:
             raise UserError(f"objective.span_geometric_p must be in (0, 1], got {self.span_geometric_p}")
         _positive(self, "span_max_words")
         _choice(self, "sentence_task", SENTENCE_TASKS)
+        _positive(self, "generator_layers")
+        if self.generator_d_ff < 0:
+            raise UserError(f"objective.generator_d_ff must be >= 0 (0 = model.d_ff), got {self.generator_d_ff}")
+        if not self.rtd_weight > 0.0:
+            raise UserError(f"objective.rtd_weight must be > 0, got {self.rtd_weight}")
 
 
 DOC_SPLITS = ("blank", "line", "file")

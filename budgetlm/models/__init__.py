@@ -9,7 +9,7 @@ from budgetlm.config import ModelConfig
 from budgetlm.models.decoder import Decoder
 from budgetlm.models.encoder import Encoder
 from budgetlm.models.encoder_decoder import EncoderDecoderModel
-from budgetlm.models.heads import HEAD_KINDS, CausalLMHead, EmbeddingHead, MaskedLMHead, SequenceClassificationHead, TokenClassificationHead
+from budgetlm.models.heads import HEAD_KINDS, CausalLMHead, EmbeddingHead, MaskedLMHead, ReplacedTokenHead, SequenceClassificationHead, TokenClassificationHead
 
 BACKBONES = {"encoder": Encoder, "decoder": Decoder}  # encoder_decoder: EncoderDecoderModel owns both stacks
 
@@ -46,6 +46,6 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-__all__ = ["Model", "Encoder", "Decoder", "EncoderDecoderModel", "EmbeddingHead", "MaskedLMHead", "CausalLMHead",
+__all__ = ["Model", "Encoder", "Decoder", "EncoderDecoderModel", "EmbeddingHead", "MaskedLMHead", "ReplacedTokenHead", "CausalLMHead",
            "SequenceClassificationHead", "TokenClassificationHead", "HEAD_KINDS", "build_mlm_model", "build_lm_model",
            "build_seq2seq_model", "count_parameters", "BACKBONES"]

@@ -29,6 +29,24 @@ class MaskedLMHead(nn.Module):
         return F.linear(self.norm(self.act(self.dense(hidden))), embedding, self.bias)
 
 
+class ReplacedTokenHead(nn.Module):
+    """ELECTRA's discriminator head: dense -> activation -> one logit per position ("was this token replaced?")."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.dense = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
+        self.act = ACTIVATION_FNS[cfg.activation]
+        self.out = nn.Linear(cfg.d_model, 1)
+        for lin in (self.dense, self.out):
+            nn.init.normal_(lin.weight, 0.0, cfg.init_std)
+            if lin.bias is not None:
+                nn.init.zeros_(lin.bias)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        # hidden: (B, T, D) -> logits (B, T)
+        return self.out(self.act(self.dense(hidden))).squeeze(-1)
+
+
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None, how: str) -> torch.Tensor:
     """(B, T, D) -> (B, D): the [CLS] state, or the mean over real (mask == 1) tokens only."""
     if how == "cls":

@@ -27,16 +27,18 @@ from budgetlm.data.cache import build_or_load
 from budgetlm.data.readers import ReadStats, read_texts
 from budgetlm.data.root import english_pretraining_files, resolve_data_path, wikitext2
 from budgetlm.errors import UserError
-from budgetlm.models import SequenceClassificationHead, build_lm_model, build_mlm_model, build_seq2seq_model, count_parameters
+from budgetlm.models import Model, ReplacedTokenHead, SequenceClassificationHead, build_lm_model, build_mlm_model, build_seq2seq_model, count_parameters
 from budgetlm.models.io import model_meta, save_model
 from budgetlm.objectives import MASKING_FUNCTIONS, WORD_MASKINGS
 from budgetlm.objectives.clm import clm_loss, document_ids, next_token_targets
 from budgetlm.objectives.mlm import mlm_loss, mlm_loss_on_hidden
 from budgetlm.objectives.nsp import make_sentence_pairs, pair_loss
 from budgetlm.objectives.pmi import PmiNgrams
+from budgetlm.objectives.rtd import rtd_loss, tie_embedding
 from budgetlm.stages.common import prepare_run_dir
 from budgetlm.tasks.lm import lm_eval
 from budgetlm.tasks.mlm import mlm_eval, pseudo_perplexity
+from budgetlm.tasks.rtd import rtd_eval
 from budgetlm.tasks.seq2seq import DENOISERS, add_tokens, denoising_eval, seq2seq_loss
 from budgetlm.tokenizer import CLS, MASK, SPECIAL_TOKENS, TokenizerOptions, load_tokenizer, tokenizer_path, train_tokenizer
 from budgetlm.train import distributed
@@ -64,21 +66,26 @@ class Recipe:
     accuracy_key: str  # name of the training-batch accuracy in metrics.jsonl
 
 
-def _mlm_recipe(cfg: PretrainConfig, tok: Tokenizer, valid_set: BlockDataset) -> Recipe:
+def _masking(cfg: PretrainConfig, tok: Tokenizer) -> Callable:
+    """(ids, word_starts, g) -> (inputs, labels) with the configured masking; word_starts (B, T) or None."""
     mask_fn = MASKING_FUNCTIONS[cfg.objective.masking]
     if cfg.objective.masking == "pmi":  # the one masking with an input of its own: bind its n-gram tables
         ngrams = PmiNgrams.from_file(cfg.objective.pmi_vocab, tok)
         print(f"PMI vocabulary: {ngrams.size:,} n-grams ({ngrams.skipped:,} unusable with this tokenizer)", file=sys.stderr)
         mask_fn = functools.partial(mask_fn, ngrams=ngrams)
 
+    def mask(ids, word_starts, g):
+        return mask_fn(ids, special_mask(ids), g, cfg.objective, cfg.model.vocab_size, MASK, len(SPECIAL_TOKENS),
+                       word_starts=word_starts)
+    return mask
+
+
+def _mlm_recipe(cfg: PretrainConfig, tok: Tokenizer, valid_set: BlockDataset) -> Recipe:
+    mask = _masking(cfg, tok)
     model = build_mlm_model(cfg.model)
     task = cfg.objective.sentence_task
     if task != "none":  # NSP / SOP: a second head on [CLS], trained alongside MLM (objectives/nsp.py)
         model.heads["pair"] = SequenceClassificationHead(cfg.model, HeadConfig(), 2)
-
-    def mask(ids, word_starts, g):  # word_starts (B, T) when the masking needs words
-        return mask_fn(ids, special_mask(ids), g, cfg.objective, cfg.model.vocab_size, MASK, len(SPECIAL_TOKENS),
-                       word_starts=word_starts)
 
     def loss(model, batch, g):
         if task == "none":  # RoBERTa-style packed blocks
@@ -96,6 +103,32 @@ def _mlm_recipe(cfg: PretrainConfig, tok: Tokenizer, valid_set: BlockDataset) ->
         return pseudo_perplexity(m, valid_set)
 
     return Recipe("mlm", model, loss, lambda m: mlm_eval(m, valid_set), final, "mlm_accuracy")
+
+
+def _rtd_recipe(cfg: PretrainConfig, tok: Tokenizer, valid_set: BlockDataset) -> Recipe:
+    """ELECTRA: the model trained is the discriminator; `model.generator` (a smaller masked-LM encoder sharing
+    its token embedding) lives beside it during training, so checkpoints and --resume hold both, and is
+    dropped at the end: the saved model is the bare encoder (kind 'encoder'), ready for fine-tuning."""
+    mask = _masking(cfg, tok)
+    obj = cfg.objective
+    model = Model(cfg.model, {"rtd": ReplacedTokenHead(cfg.model)})
+    gen_cfg = dataclasses.replace(cfg.model, n_layers=obj.generator_layers, d_ff=obj.generator_d_ff or cfg.model.d_ff)
+    model.generator = build_mlm_model(gen_cfg)
+    tie_embedding(model.generator, model)
+
+    def loss(model, batch, g):
+        ids = batch["ids"]
+        inputs, labels = mask(ids, batch.get("word_starts"), g)
+        step = rtd_loss(model, model.generator, inputs, labels, ids, ~special_mask(ids), g, obj.rtd_weight)
+        return step.loss, step.scored, step.discriminator_correct, {
+            "generator_accuracy": round(step.generator_correct / max(step.masked, 1), 4),
+            "replaced_fraction": round(step.replaced / max(step.scored, 1), 4)}
+
+    def final(m):
+        del m.generator, m.heads["rtd"]
+        return {}
+
+    return Recipe("encoder", model, loss, lambda m: rtd_eval(m, valid_set), final, "rtd_accuracy")
 
 
 def _next_token_recipe(cfg: PretrainConfig, tok: Tokenizer, valid_set: BlockDataset) -> Recipe:
@@ -121,6 +154,7 @@ def _denoising_recipe(cfg: PretrainConfig, tok: Tokenizer, valid_set: BlockDatas
 
 RECIPES: dict[str, Callable[[PretrainConfig, Tokenizer, BlockDataset], Recipe]] = {
     "mlm": _mlm_recipe,
+    "rtd": _rtd_recipe,
     "next_token": _next_token_recipe,
     "span_corruption": _denoising_recipe,
     "text_infilling": _denoising_recipe,
@@ -183,7 +217,7 @@ def pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False) -> 
     cfg.model.pad_token_id = 0
 
     cache_kw = dict(tokenizer=tok_file, cache_dir=cfg.data.cache_dir or None, doc_split=cfg.data.doc_split, text_column=cfg.data.text_column)
-    needs_words = cfg.objective.name == "mlm" and cfg.objective.masking in WORD_MASKINGS
+    needs_words = cfg.objective.name in ("mlm", "rtd") and cfg.objective.masking in WORD_MASKINGS
     with distributed.main_first():  # one rank tokenizes, the others load its cache
         train_cache = build_or_load(train_files, desc="tokenizing train", word_starts=needs_words, **cache_kw)
         start_token, extra_tokens = BLOCKS[cfg.model.family]
