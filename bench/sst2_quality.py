@@ -9,7 +9,7 @@ and prints mean +- std of SST-2 dev accuracy for both arms. Steps whose results.
 With --paired (the default), the two arms of one seed run at the same time, one core and one thread each,
 so both see the same machine conditions under the same wall-clock budget.
 
-    python bench/sst2_quality.py --out runs/sst2-quality
+    python bench/sst2_quality.py --out runs/sst2-quality --finetune-set train.clock=cpu --arm-set scratch:train.lr=1e-3
 """
 
 from __future__ import annotations
