@@ -111,7 +111,7 @@ def _pretrain(runs, out, *extra):
     (["model.family=encoder_decoder", "model.type_vocab_size=0", "objective.name=mlm"],
      ["objective.name=mlm trains model.family=encoder"]),
     (["model.family=encoder_decoder", "objective.name=text_infilling"], ["model.type_vocab_size=0"]),
-    (["objective.name=gpt"], ["objective.name='gpt' is not one of: mlm, next_token, span_corruption, text_infilling"]),
+    (["objective.name=gpt"], ["objective.name='gpt' is not one of: mlm, rtd, next_token, span_corruption, text_infilling"]),
     (["model.family=decoderish"], ["model.family='decoderish' is not one of"]),
     (["model.family=encoder_decoder", "model.type_vocab_size=0", "objective.name=span_corruption",
       "objective.sentinels=1"], ["objective.sentinels=1 is too few"]),
