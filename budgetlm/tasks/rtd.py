@@ -14,8 +14,9 @@ from budgetlm.tokenizer import MASK, SPECIAL_TOKENS
 
 @torch.no_grad()
 def rtd_eval(model, dataset: BlockDataset, max_blocks: int = 256, batch_size: int = 32, seed: int = 1234) -> dict:
-    """On the first `max_blocks` blocks, standard 15% / 80-10-10 masking: generator MLM accuracy,
-    discriminator accuracy over all (non-special) positions and over the replaced ones."""
+    """On the first `max_blocks` blocks, standard 15% / 80-10-10 masking: generator MLM accuracy, discriminator
+    accuracy over all (non-special) positions, and the fraction of them replaced (calling every token original
+    scores 1 minus that fraction)."""
     g = torch.Generator().manual_seed(seed)
     cfg = ObjectiveConfig()
     n = min(max_blocks, len(dataset))
