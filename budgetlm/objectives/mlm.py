@@ -56,11 +56,15 @@ def mlm_loss(model, inputs: torch.Tensor, labels: torch.Tensor, token_type_ids=N
     return mlm_loss_on_hidden(model, hidden, labels)
 
 
+def masked_logits(model, hidden: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The MLM head on the labelled positions only: (logits (N, V), targets (N,)), in row-major order."""
+    selected = labels != IGNORE_INDEX  # (B, T)
+    return model.heads["mlm"](hidden[selected], model.encoder.tok_emb.weight), labels[selected]
+
+
 def mlm_loss_on_hidden(model, hidden: torch.Tensor, labels: torch.Tensor):
     """mlm_loss given the encoder's output (B, T, D), for objectives that add a second head on the same pass."""
-    selected = labels != IGNORE_INDEX  # (B, T)
-    targets = labels[selected]  # (N,)
-    logits = model.heads["mlm"](hidden[selected], model.encoder.tok_emb.weight)  # (N, V)
+    logits, targets = masked_logits(model, hidden, labels)
     loss = torch.nn.functional.cross_entropy(logits, targets)
     correct = (logits.detach().argmax(-1) == targets).sum()
     return loss, targets.numel(), int(correct)

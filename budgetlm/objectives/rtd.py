@@ -15,7 +15,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from budgetlm.objectives.mlm import IGNORE_INDEX
+from budgetlm.objectives.mlm import IGNORE_INDEX, masked_logits
 
 
 def replace_tokens(
@@ -60,10 +60,7 @@ def rtd_loss(model, generator_model, inputs: torch.Tensor, labels: torch.Tensor,
              candidates: torch.Tensor, g: torch.Generator, weight: float) -> RtdStep:
     """One ELECTRA step on a batch already masked for the generator (`inputs`, `labels` from a masking
     function): the generator predicts the masked tokens, samples replace them, the discriminator classifies."""
-    gen_hidden = generator_model.encoder(inputs)  # (B, T, D)
-    selected = labels != IGNORE_INDEX
-    targets = labels[selected]  # (N,)
-    gen_logits = generator_model.heads["mlm"](gen_hidden[selected], generator_model.encoder.tok_emb.weight)  # (N, V)
+    gen_logits, targets = masked_logits(generator_model, generator_model.encoder(inputs), labels)  # (N, V), (N,)
     gen_loss = F.cross_entropy(gen_logits, targets)
     gen_correct = int((gen_logits.detach().argmax(-1) == targets).sum())
     disc_inputs, disc_labels = replace_tokens(ids, labels, gen_logits, g, candidates)
