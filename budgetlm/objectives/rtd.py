@@ -10,11 +10,14 @@ token embedding with the discriminator (`tie_embedding`); only the discriminator
 
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
+from budgetlm.config import ModelConfig
+from budgetlm.models import Model, ReplacedTokenHead, build_mlm_model
 from budgetlm.objectives.mlm import IGNORE_INDEX, masked_logits
 
 
@@ -77,3 +80,13 @@ def tie_embedding(generator_model, model) -> None:
     holds it once; the generator keeps a plain reference to it."""
     del generator_model.encoder.tok_emb
     object.__setattr__(generator_model.encoder, "tok_emb", model.encoder.tok_emb)
+
+
+def build_rtd_model(cfg: ModelConfig, generator_layers: int, generator_d_ff: int = 0) -> Model:
+    """The discriminator (the encoder being trained, with its `rtd` head) and, as `model.generator`, a masked-LM
+    encoder of `generator_layers` layers (feed-forward `generator_d_ff`, 0 = cfg.d_ff) reading its token embedding."""
+    model = Model(cfg, {"rtd": ReplacedTokenHead(cfg)})
+    gen_cfg = dataclasses.replace(cfg, n_layers=generator_layers, d_ff=generator_d_ff or cfg.d_ff)
+    model.generator = build_mlm_model(gen_cfg)
+    tie_embedding(model.generator, model)
+    return model

@@ -27,14 +27,14 @@ from budgetlm.data.cache import build_or_load
 from budgetlm.data.readers import ReadStats, read_texts
 from budgetlm.data.root import english_pretraining_files, resolve_data_path, wikitext2
 from budgetlm.errors import UserError
-from budgetlm.models import Model, ReplacedTokenHead, SequenceClassificationHead, build_lm_model, build_mlm_model, build_seq2seq_model, count_parameters
+from budgetlm.models import SequenceClassificationHead, build_lm_model, build_mlm_model, build_seq2seq_model, count_parameters
 from budgetlm.models.io import model_meta, save_model
 from budgetlm.objectives import MASKING_FUNCTIONS, WORD_MASKINGS
 from budgetlm.objectives.clm import clm_loss, document_ids, next_token_targets
 from budgetlm.objectives.mlm import mlm_loss, mlm_loss_on_hidden
 from budgetlm.objectives.nsp import make_sentence_pairs, pair_loss
 from budgetlm.objectives.pmi import PmiNgrams
-from budgetlm.objectives.rtd import rtd_loss, tie_embedding
+from budgetlm.objectives.rtd import build_rtd_model, rtd_loss
 from budgetlm.stages.common import prepare_run_dir
 from budgetlm.tasks.lm import lm_eval
 from budgetlm.tasks.mlm import mlm_eval, pseudo_perplexity
@@ -111,10 +111,7 @@ def _rtd_recipe(cfg: PretrainConfig, tok: Tokenizer, valid_set: BlockDataset) ->
     dropped at the end: the saved model is the bare encoder (kind 'encoder'), ready for fine-tuning."""
     mask = _masking(cfg, tok)
     obj = cfg.objective
-    model = Model(cfg.model, {"rtd": ReplacedTokenHead(cfg.model)})
-    gen_cfg = dataclasses.replace(cfg.model, n_layers=obj.generator_layers, d_ff=obj.generator_d_ff or cfg.model.d_ff)
-    model.generator = build_mlm_model(gen_cfg)
-    tie_embedding(model.generator, model)
+    model = build_rtd_model(cfg.model, obj.generator_layers, obj.generator_d_ff)
 
     def loss(model, batch, g):
         ids = batch["ids"]

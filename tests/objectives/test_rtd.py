@@ -11,9 +11,8 @@ import torch
 
 from budgetlm.cli import main
 from budgetlm.config import ModelConfig
-from budgetlm.models import Model, ReplacedTokenHead, build_mlm_model
 from budgetlm.objectives.mlm import IGNORE_INDEX
-from budgetlm.objectives.rtd import discriminator_loss, replace_tokens, rtd_loss, tie_embedding
+from budgetlm.objectives.rtd import build_rtd_model, discriminator_loss, replace_tokens, rtd_loss
 
 
 def test_replacements_are_labelled_by_whether_they_differ():
@@ -49,10 +48,7 @@ def test_discriminator_loss_is_binary_cross_entropy_on_scored_positions():
 def _pair():
     cfg = ModelConfig(vocab_size=40, d_model=16, n_layers=2, n_heads=2, d_ff=32, max_seq_len=12)
     torch.manual_seed(0)
-    model = Model(cfg, {"rtd": ReplacedTokenHead(cfg)})
-    model.generator = build_mlm_model(ModelConfig(**{**cfg.__dict__, "n_layers": 1}))
-    tie_embedding(model.generator, model)
-    return model
+    return build_rtd_model(cfg, generator_layers=1)
 
 
 def test_the_generator_shares_the_token_embedding_and_the_state_dict_holds_it_once():
