@@ -1,0 +1,49 @@
+"""Unlabelled in-domain text for task-adaptive pre-training (Gururangan et al. 2020, "Don't Stop Pretraining").
+
+Writes one text file with the sentences of the downstream training splits -- WikiANN-en train (words joined
+by spaces), MRPC train and STS-B train (both sentences of every pair) -- and the AG News dev texts (news, the
+domain of MRPC and part of STS-B). Labels, dev and test splits are never read, apart from AG News dev, whose
+labels are dropped; no issue-5 figure is measured on AG News. One sentence per line, one document per
+source (blank line between sources). The file goes under runs/ (derived from the data root; never committed).
+
+    BUDGETLM_DATA=/work/shared/data PYTHONPATH=. python bench/task_text.py --out runs/task-text.txt
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from budgetlm.data.pairs import read_mrpc, read_sts
+from budgetlm.data.root import in_root
+from budgetlm.tasks.conll import read_conll
+
+
+def sources() -> dict[str, list[str]]:
+    wikiann = read_conll(in_root("ner-wikiann-en", "train"))
+    mrpc = read_mrpc(in_root("mrpc", "msr_paraphrase_train.txt"))
+    sts = read_sts(in_root("stsb", "sts-train.csv"))
+    agnews = in_root("agnews", "dev.tsv").read_text(encoding="utf-8").splitlines()
+    return {
+        "wikiann-en train": [" ".join(words) for words in wikiann.words],
+        "mrpc train": [s for _, a, b in mrpc for s in (a, b)],
+        "stsb train": [s for a, b, _ in sts for s in (a, b)],
+        "agnews dev": [line.rpartition("\t")[0].strip() for line in agnews if "\t" in line],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default="runs/task-text.txt")
+    args = ap.parse_args()
+    texts = sources()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n\n".join("\n".join(t for t in lines if t) for lines in texts.values()) + "\n", encoding="utf-8")
+    for name, lines in texts.items():
+        print(f"{name}: {len(lines):,} lines, {sum(len(t.split()) for t in lines):,} words")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
