@@ -7,6 +7,7 @@ labels are dropped; no issue-5 figure is measured on AG News. One sentence per l
 source (blank line between sources). The file goes under runs/ (derived from the data root; never committed).
 
     BUDGETLM_DATA=/work/shared/data PYTHONPATH=. python bench/task_text.py --out runs/task-text.txt
+    BUDGETLM_DATA=/work/shared/data PYTHONPATH=. python bench/task_text.py --sources agnews --out runs/agnews-dev.txt
 """
 
 from __future__ import annotations
@@ -25,18 +26,24 @@ def sources() -> dict[str, list[str]]:
     sts = read_sts(in_root("stsb", "sts-train.csv"))
     agnews = in_root("agnews", "dev.tsv").read_text(encoding="utf-8").splitlines()
     return {
-        "wikiann-en train": [" ".join(words) for words in wikiann.words],
-        "mrpc train": [s for _, a, b in mrpc for s in (a, b)],
-        "stsb train": [s for a, b, _ in sts for s in (a, b)],
-        "agnews dev": [line.rpartition("\t")[0].strip() for line in agnews if "\t" in line],
+        "wikiann": [" ".join(words) for words in wikiann.words],
+        "mrpc": [s for _, a, b in mrpc for s in (a, b)],
+        "stsb": [s for a, b, _ in sts for s in (a, b)],
+        "agnews": [line.rpartition("\t")[0].strip() for line in agnews if "\t" in line],
     }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="runs/task-text.txt")
+    ap.add_argument("--sources", default="wikiann,mrpc,stsb,agnews",
+                    help="comma-separated subset of: wikiann, mrpc, stsb (training splits), agnews (dev texts)")
     args = ap.parse_args()
+    wanted = args.sources.split(",")
     texts = sources()
+    if unknown := [w for w in wanted if w not in texts]:
+        ap.error(f"unknown source(s) {', '.join(unknown)}; choose from {', '.join(texts)}")
+    texts = {name: texts[name] for name in wanted}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n\n".join("\n".join(t for t in lines if t) for lines in texts.values()) + "\n", encoding="utf-8")
