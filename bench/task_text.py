@@ -17,19 +17,22 @@ from pathlib import Path
 
 from budgetlm.data.pairs import read_mrpc, read_sts
 from budgetlm.data.root import in_root
+from budgetlm.tasks.classification import read_examples
 from budgetlm.tasks.conll import read_conll
+from budgetlm.tasks.registry import BUILTIN_TASKS
 
 
 def sources() -> dict[str, list[str]]:
-    wikiann = read_conll(in_root("ner-wikiann-en", "train"))
-    mrpc = read_mrpc(in_root("mrpc", "msr_paraphrase_train.txt"))
+    wikiann = read_conll(in_root(*BUILTIN_TASKS["wikiann"].train))
+    mrpc = read_mrpc(in_root(*BUILTIN_TASKS["mrpc"].train))
     sts = read_sts(in_root("stsb", "sts-train.csv"))
-    agnews = in_root("agnews", "dev.tsv").read_text(encoding="utf-8").splitlines()
+    ag = BUILTIN_TASKS["agnews"]  # its dev.tsv has no header row; the built-in task names the columns
+    agnews = read_examples(in_root(*ag.train), ag.text_column, ag.label_column, header=ag.header)
     return {
         "wikiann": [" ".join(words) for words in wikiann.words],
         "mrpc": [s for _, a, b in mrpc for s in (a, b)],
         "stsb": [s for a, b, _ in sts for s in (a, b)],
-        "agnews": [line.rpartition("\t")[0].strip() for line in agnews if "\t" in line],
+        "agnews": agnews.texts,
     }
 
 
