@@ -6,7 +6,8 @@ Stages differ only in what they pass in: a batch source (resumable iterator of d
 accumulation and clipping, logging, progress, bad-step guards, checkpoints, resume, Ctrl-C, and
 data-parallel training under torchrun (train/distributed.py).
 
-Budgets count *training* time only; evaluation and checkpointing pause the clock (as Cramming does).
+Budgets count *training* time only (batches, forward, backward and the optimizer update); evaluation and
+checkpointing pause the clock (as Cramming does).
 
 Under torchrun every rank runs this loop on its shard of each global batch (batch_size x world x grad_accum
 sequences per optimizer step). `micro` passed to step_fn is the micro-batch's index among the step's
@@ -55,6 +56,8 @@ class LoopState:
     step: int = 0
     tokens: int = 0
     elapsed: float = 0.0  # training seconds on train.clock (evaluation and checkpointing excluded)
+    # clock time a step spends after its time is all-reduced (optimizer update, logging), counted with the next step
+    pending: float = 0.0
     last_checkpoint: float = 0.0  # budget units at the last checkpoint
     data: dict = field(default_factory=dict)
     history: list = field(default_factory=list)  # evaluation results
@@ -152,8 +155,8 @@ def train(
     with _stop_on_signals() as stop:
         try:
             while state.consumed(budget) < total:
-                step_start = (batches.state_dict(), torch.get_rng_state())
                 t0 = clock()
+                step_start = (batches.state_dict(), torch.get_rng_state())
                 progress = state.consumed(budget) / total
                 lr = lr_at(progress, cfg)
                 for g in opt.param_groups:
@@ -171,7 +174,8 @@ def train(
                     step_tokens += n_tokens
                 # gradients are already averaged over ranks, so the norm (and what it decides) agrees everywhere
                 norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm or math.inf)
-                dt = clock() - t0
+                t_reduce = clock()
+                dt = t_reduce - t0 + state.pending
                 # one all-reduce per step: every rank then knows the global loss, tokens, time and stop request
                 loss_sum, step_tokens, bad_loss, stops, dt_sum = distributed.all_reduce(
                     [step_loss, step_tokens, float(not finite_loss), float(stop.is_set()), dt])
@@ -212,6 +216,7 @@ def train(
                         log.log(record)
                     bar.set_postfix_str(f"loss {record['loss']:.3f} {record['tokens_per_s']:.0f} tok/s", refresh=False)
                     window_tokens, window_time, window_loss, window_n = 0, 0.0, 0.0, 0
+                state.pending = clock() - t_reduce  # ranks differ here; it reaches `elapsed` through the next all-reduce
 
                 finished = state.consumed(budget) >= total
                 if evaluate is not None and cfg.eval_every and state.step % cfg.eval_every == 0 and not finished:

@@ -332,8 +332,34 @@ def test_cpu_clock_budget_counts_process_time(inputs, tmp_path, monkeypatch):
     """train.clock=cpu: a time budget counts the process's CPU seconds (a fake clock ticking 1 s per reading)."""
     ticks = iter(range(10_000))
     monkeypatch.setitem(loop_mod.CLOCKS, "cpu", lambda: float(next(ticks)))
-    results = pretrain(make_config(inputs, "train.clock=cpu", budget="3s"), tmp_path / "run")
-    assert results["steps"] == 3  # each step reads the clock twice: 1 s per step
+    results = pretrain(make_config(inputs, "train.clock=cpu", budget="5s"), tmp_path / "run")
+    # a step reads the clock at its start, before the all-reduce and after the update: 1 s, then 2 s per step
+    assert results["steps"] == 3
+
+
+def test_time_budget_counts_the_optimizer_update(tmp_path, monkeypatch):
+    """The optimizer step is training time: a 1 s forward/backward plus a 1 s update costs 2 s of the budget."""
+    now = [0.0]
+    monkeypatch.setitem(loop_mod.CLOCKS, "wall", lambda: now[0])
+    build = loop_mod.build_optimizer
+
+    def slow_update(model, cfg):
+        opt = build(model, cfg)
+        step = opt.step
+        def timed_step(*args, **kwargs):
+            now[0] += 1.0
+            return step(*args, **kwargs)
+        opt.step = timed_step
+        return opt
+    monkeypatch.setattr(loop_mod, "build_optimizer", slow_update)
+
+    def step_fn(model, batch, step, micro):
+        now[0] += 1.0
+        return model(batch["x"]).pow(2).mean(), 10, {}
+    cfg = TrainConfig(budget="6s", log_every=1, checkpoint_every="1000steps")
+    state = train(torch.nn.Linear(3, 1), CountingBatches(), step_fn, cfg, tmp_path)
+    assert state.step == 4  # elapsed 1, 3, 5, 7 (the first update is counted with the second step); 6 if updates were free
+    assert state.elapsed == 7.0 and state.pending == 1.0
 
 
 def _scripted_eval(scores, snapshots):
