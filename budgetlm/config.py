@@ -44,7 +44,10 @@ class ModelConfig:
     n_heads: int = _f(4, "attention heads; must divide d_model")
     d_ff: int = _f(1024, "feed-forward inner size")
     max_seq_len: int = _f(128, "longest input in tokens (also the pre-training block length)")
-    dropout: float = _f(0.1, "dropout on embeddings, residual branches and attention probabilities")
+    dropout: float = _f(0.1, "dropout on embeddings, residual branches and (unless attention_dropout says otherwise) attention probabilities")
+    attention_dropout: float = _f(-1.0, "dropout on attention probabilities; -1 = model.dropout. On CPU any value above 0 "
+                                  "sends attention down PyTorch's unfused path, which keeps every (T x T) probability "
+                                  "matrix for the backward pass: 2-3x slower attention, GBs of memory at 512 tokens")
     activation: str = _f("gelu", f"feed-forward activation, one of {ACTIVATIONS}")
     glu: bool = _f(False, "gated feed-forward (GeGLU with gelu, SwiGLU with silu)")
     norm_position: str = _f("pre", "LayerNorm placement: 'pre' (stable at high LR) or 'post' (original BERT)")
@@ -82,11 +85,18 @@ class ModelConfig:
         _choice(self, "norm", NORMS)
         if not 0.0 <= self.dropout < 1.0:
             raise UserError(f"model.dropout must be in [0, 1), got {self.dropout}")
+        if self.attention_dropout != -1.0 and not 0.0 <= self.attention_dropout < 1.0:
+            raise UserError(f"model.attention_dropout must be in [0, 1) (or -1 to follow model.dropout), got {self.attention_dropout}")
         if not self.first_block_norm and (self.norm_position != "pre" or not self.embedding_norm):
             raise UserError("model.first_block_norm=false needs model.norm_position=pre and model.embedding_norm=true")
         if self.type_vocab_size < 0:
             raise UserError("model.type_vocab_size must be >= 0")
         _check_fits_in_memory(self)
+
+    @property
+    def attention_dropout_p(self) -> float:
+        """The dropout probability attention actually uses."""
+        return self.dropout if self.attention_dropout == -1.0 else self.attention_dropout
 
     def parameter_estimate(self) -> int:
         """Roughly how many parameters these settings give (blocks, embeddings; heads and norms ignored)."""
@@ -446,12 +456,16 @@ class FinetuneConfig:
     embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=1e-4, warmup=0.1, checkpoint_every="5m"))
     dropout: float = _f(-1.0, "override the backbone's dropout while fine-tuning; -1 = keep the pre-training value")
+    attention_dropout: float = _f(-1.0, "override the backbone's model.attention_dropout while fine-tuning; -1 = keep "
+                                  "it (by default it follows dropout); 0 = the fused attention kernel")
 
     def validate(self) -> None:
         for section in (self.data, self.head, self.prompt, self.embedding, self.train, self.multitask, *self.tasks):
             section.validate()
-        if self.dropout != -1.0 and not 0.0 <= self.dropout < 1.0:
-            raise UserError("dropout must be in [0, 1) (or -1 to keep the backbone's)")
+        for name in ("dropout", "attention_dropout"):
+            value = getattr(self, name)
+            if value != -1.0 and not 0.0 <= value < 1.0:
+                raise UserError(f"{name} must be in [0, 1) (or -1 to keep the backbone's)")
         if self.method and self.method not in FINETUNE_METHODS:
             raise UserError(f"method={self.method!r} is not one of: {', '.join(FINETUNE_METHODS)}")
         if self.max_target_len <= 0:
@@ -462,6 +476,16 @@ class FinetuneConfig:
         dupes = sorted({n for n in names if n and names.count(n) > 1})
         if dupes:
             raise UserError(f"tasks: duplicate task names {', '.join(dupes)}; give each a distinct `name`")
+
+
+    def backbone(self, pretrained: ModelConfig) -> ModelConfig:
+        """A copy of the pre-trained model's config with this run's dropout overrides."""
+        out = dataclasses.replace(pretrained)
+        if self.dropout >= 0:
+            out.dropout = self.dropout
+        if self.attention_dropout >= 0:
+            out.attention_dropout = self.attention_dropout
+        return out
 
 
 @dataclass

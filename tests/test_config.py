@@ -186,6 +186,7 @@ def test_bad_choice_lists_the_valid_ones(cls, override, fragment):
     ("model.n_layers=0", "model.n_layers must be > 0, got 0"),
     ("model.d_model=-32", "model.d_model must be > 0"),
     ("model.dropout=1.0", "model.dropout must be in [0, 1)"),
+    ("model.attention_dropout=1.0", "model.attention_dropout must be in [0, 1) (or -1"),
     ("objective.mask_rate=0", "objective.mask_rate must be in (0, 1)"),
     ("objective.mask_token_prob=0.95", "must be <= 1"),
     ("train.lr=0", "train.lr must be > 0"),

@@ -211,6 +211,11 @@ def _llama_rules(cfg: ModelConfig, kind: str) -> list[Rule]:
 
 # ----------------------------------------------------------------------------------------------- transformers configs
 
+def _attention_dropout(attention: float, hidden: float) -> float:
+    """model.attention_dropout for a transformers config: -1 (follow model.dropout) when the two agree."""
+    return -1.0 if attention == hidden else float(attention)
+
+
 def _bert_like_config(cfg: ModelConfig, head: HeadConfig | None, position_offset: int) -> dict:
     return dict(
         hidden_act=ACT_TO_HF[cfg.activation],
@@ -218,7 +223,7 @@ def _bert_like_config(cfg: ModelConfig, head: HeadConfig | None, position_offset
         type_vocab_size=max(cfg.type_vocab_size, 1),
         layer_norm_eps=cfg.norm_eps,
         hidden_dropout_prob=cfg.dropout,
-        attention_probs_dropout_prob=cfg.dropout,
+        attention_probs_dropout_prob=cfg.attention_dropout_p,
         classifier_dropout=head.dropout if head else None,
     )
 
@@ -230,6 +235,7 @@ def _bert_like_back(hf, position_offset: int) -> tuple[dict, dict]:
         type_vocab_size=hf.type_vocab_size,
         norm_eps=hf.layer_norm_eps,
         dropout=hf.hidden_dropout_prob,
+        attention_dropout=_attention_dropout(hf.attention_probs_dropout_prob, hf.hidden_dropout_prob),
     )
     dropout = hf.classifier_dropout if hf.classifier_dropout is not None else hf.hidden_dropout_prob
     return model, dict(pooling="cls", activation="tanh", norm=False, dropout=dropout)
@@ -264,7 +270,7 @@ def _modernbert_config(cfg: ModelConfig, head: HeadConfig | None) -> dict:
         rope_parameters={"full_attention": dict(rope), "sliding_attention": dict(rope)},
         norm_eps=cfg.norm_eps,
         norm_bias=False, attention_bias=False, mlp_bias=False, classifier_bias=False, decoder_bias=True,
-        embedding_dropout=cfg.dropout, attention_dropout=cfg.dropout, mlp_dropout=cfg.dropout,
+        embedding_dropout=cfg.dropout, attention_dropout=cfg.attention_dropout_p, mlp_dropout=cfg.dropout,
         # the MLM head reuses the prediction head, whose activation is classifier_activation
         classifier_activation=ACT_TO_HF[head.activation if head else cfg.activation],
         classifier_pooling=head.pooling if head else "cls",
@@ -280,6 +286,7 @@ def _modernbert_back(hf) -> tuple[dict, dict]:
         rope_theta=float(hf.rope_parameters["full_attention"]["rope_theta"]),
         norm_eps=hf.norm_eps,
         dropout=hf.embedding_dropout,
+        attention_dropout=_attention_dropout(hf.attention_dropout, hf.embedding_dropout),
     )
     head = dict(
         pooling=hf.classifier_pooling, norm=True, dropout=hf.classifier_dropout,
@@ -309,7 +316,7 @@ def _gpt2_config(cfg: ModelConfig, head: HeadConfig | None) -> dict:
     return dict(
         n_embd=cfg.d_model, n_layer=cfg.n_layers, n_head=cfg.n_heads, n_inner=cfg.d_ff, n_positions=cfg.max_seq_len,
         activation_function=ACT_TO_HF[cfg.activation], layer_norm_epsilon=cfg.norm_eps,
-        resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout, attn_pdrop=cfg.dropout,
+        resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout, attn_pdrop=cfg.attention_dropout_p,
         scale_attn_weights=True, scale_attn_by_inverse_layer_idx=False, reorder_and_upcast_attn=False,
         tie_word_embeddings=cfg.tie_embeddings, bos_token_id=SEP, eos_token_id=SEP,
     )
@@ -319,6 +326,7 @@ def _gpt2_back(hf) -> tuple[dict, dict]:
     model = dict(
         activation=ACT_FROM_HF.get(hf.activation_function, hf.activation_function), max_seq_len=hf.n_positions,
         d_ff=hf.n_inner or 4 * hf.n_embd, norm_eps=hf.layer_norm_epsilon, dropout=hf.resid_pdrop,
+        attention_dropout=_attention_dropout(hf.attn_pdrop, hf.resid_pdrop),
         tie_embeddings=hf.tie_word_embeddings,
     )
     return model, {}
@@ -340,7 +348,7 @@ def _llama_config(cfg: ModelConfig, head: HeadConfig | None) -> dict:
         hidden_act=ACT_TO_HF[cfg.activation], max_position_embeddings=cfg.max_seq_len, rms_norm_eps=cfg.norm_eps,
         num_key_value_heads=cfg.n_heads, head_dim=cfg.d_model // cfg.n_heads,
         rope_parameters={"rope_type": "default", "rope_theta": cfg.rope_theta},
-        attention_bias=False, mlp_bias=False, attention_dropout=cfg.dropout,
+        attention_bias=False, mlp_bias=False, attention_dropout=cfg.attention_dropout_p,
         tie_word_embeddings=cfg.tie_embeddings, bos_token_id=SEP, eos_token_id=SEP,
     )
 

@@ -136,7 +136,7 @@ def hf_config(cfg: ModelConfig, family: Seq2SeqFamily):
         vocab_size=cfg.vocab_size, d_model=cfg.d_model, max_position_embeddings=cfg.max_seq_len,
         encoder_layers=cfg.n_layers, decoder_layers=n_dec, encoder_attention_heads=cfg.n_heads,
         decoder_attention_heads=cfg.n_heads, encoder_ffn_dim=cfg.d_ff, decoder_ffn_dim=cfg.d_ff,
-        activation_function=ACT_TO_HF[cfg.activation], dropout=cfg.dropout, attention_dropout=cfg.dropout,
+        activation_function=ACT_TO_HF[cfg.activation], dropout=cfg.dropout, attention_dropout=cfg.attention_dropout_p,
         activation_dropout=0.0, init_std=cfg.init_std, scale_embedding=False, tie_word_embeddings=True,
         pad_token_id=PAD, bos_token_id=DECODER_START, eos_token_id=EOS, decoder_start_token_id=DECODER_START,
         forced_eos_token_id=None,

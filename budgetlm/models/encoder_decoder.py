@@ -46,7 +46,7 @@ class CrossAttention(nn.Module):
         self.q = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
         self.kv = nn.Linear(cfg.d_model, 2 * cfg.d_model, bias=cfg.bias)
         self.out = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
-        self.dropout = cfg.dropout
+        self.dropout = cfg.attention_dropout_p
 
     def forward(self, x: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor | None,
                 cache: DecoderCache | None, layer: int) -> torch.Tensor:

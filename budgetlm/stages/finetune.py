@@ -163,9 +163,7 @@ def finetune_heads(cfg: FinetuneConfig, model_path, run_dir: Path, resume: bool,
     for spec in specs:
         print(f"task {spec.name}: {spec.inferred}", file=sys.stderr)
 
-    model_cfg = dataclasses.replace(pretrained.cfg)
-    if cfg.dropout >= 0:
-        model_cfg.dropout = cfg.dropout
+    model_cfg = cfg.backbone(pretrained.cfg)
     tok = load_tokenizer(tok_file)
     tasks = []
     for spec, section in zip(specs, _sections(cfg)):

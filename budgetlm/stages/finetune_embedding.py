@@ -79,9 +79,7 @@ def finetune_embedding(cfg: FinetuneConfig, model_path: str | Path, run_dir: str
     if pretrained.cfg.family != "encoder":
         raise UserError(f"sentence embeddings need an encoder; this model is an {pretrained.cfg.family} "
                         f"(kind {meta.get('kind')})", path=str(model_path))
-    model_cfg = dataclasses.replace(pretrained.cfg)
-    if cfg.dropout >= 0:
-        model_cfg.dropout = cfg.dropout
+    model_cfg = cfg.backbone(pretrained.cfg)
     if any(src.sentences for src in sources) and emb.contrastive_weight > 0 and model_cfg.dropout == 0:
         print("warning: SimCSE pairs need dropout, and the model's is 0; set dropout=0.1", file=sys.stderr)
     max_len = min(cfg.data.max_seq_len or model_cfg.max_seq_len, model_cfg.max_seq_len)

@@ -37,9 +37,7 @@ def finetune_text2text(cfg: FinetuneConfig, files: tuple, pretrained: EncoderDec
     train_ex = read_examples(train_file, text_col, label_col, header)
     valid_ex = read_examples(valid_file, text_col, label_col, header)
     verbalizer = VERBALIZERS.get(cfg.data.task)
-    model_cfg = dataclasses.replace(pretrained.cfg)
-    if cfg.dropout >= 0:
-        model_cfg.dropout = cfg.dropout
+    model_cfg = cfg.backbone(pretrained.cfg)
     if cfg.max_target_len > model_cfg.max_seq_len - 1:
         raise UserError(f"max_target_len={cfg.max_target_len} leaves no room for the decoder start token: "
                         f"the model's max_seq_len is {model_cfg.max_seq_len}")

@@ -208,6 +208,17 @@ def test_from_hf_round_trip_is_exact(case, exported):
         assert torch.equal(budgetlm_logits(back, meta["kind"], batch), budgetlm_logits(model, meta["kind"], batch))
 
 
+@pytest.mark.parametrize("arch, key", [("bert", "attention_probs_dropout_prob"), ("modernbert", "attention_dropout")])
+def test_attention_dropout_of_its_own_survives_export_and_import(arch, key, tokenizer_file, tmp_path):
+    vocab_size = Tokenizer.from_file(str(tokenizer_file)).get_vocab_size()
+    cfg = dataclasses.replace(tiny_config(arch, vocab_size), dropout=0.1, attention_dropout=0.0)
+    model, meta = tiny_model(cfg, "mlm", None)
+    out = export_hf(save_model(model, tmp_path / "model", meta, tokenizer_file), tmp_path / "hf", verify=False)
+    assert json.loads((out / "config.json").read_text())[key] == 0.0
+    back, _ = from_hf(out)
+    assert (back.cfg.dropout, back.cfg.attention_dropout, back.cfg.attention_dropout_p) == (0.1, 0.0, 0.0)
+
+
 def test_imported_model_saves_as_a_budgetlm_dir(exported, tmp_path):
     model, meta, _, out = exported("modernbert-mean")
     back, back_meta = from_hf(out)

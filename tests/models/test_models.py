@@ -8,10 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from budgetlm.config import HeadConfig, ObjectiveConfig
+from budgetlm.config import FinetuneConfig, HeadConfig, ObjectiveConfig
 from budgetlm.data.batches import pad_batch, special_mask
 from budgetlm.models import Model, SequenceClassificationHead, build_mlm_model, count_parameters
 from budgetlm.models.io import load_model, model_meta, save_model
+from budgetlm.models.layers import SelfAttention
 from budgetlm.objectives.mlm import IGNORE_INDEX, mask_tokens, mlm_loss
 from budgetlm.tokenizer import CLS, MASK, SEP, SPECIAL_TOKENS
 
@@ -176,3 +177,21 @@ def test_embedding_head_is_padding_invariant(tiny_model_config, pooling, dim):
     alone = model.heads["embed"](model.encoder(torch.tensor([seqs[0]]), None, None), None)
     assert together.shape == (2, dim or cfg.d_model)
     torch.testing.assert_close(together[0], alone[0], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("attention_dropout, random", [(-1.0, True), (0.0, False), (0.2, True)])
+def test_attention_dropout_follows_dropout_unless_set(attention_dropout, random, tiny_model_config):
+    cfg = tiny_model_config(dropout=0.1, attention_dropout=attention_dropout)
+    assert cfg.attention_dropout_p == (0.1 if attention_dropout == -1.0 else attention_dropout)
+    attn = SelfAttention(cfg).train()
+    x = torch.randn(2, 5, cfg.d_model)
+    with torch.no_grad():
+        assert (not torch.equal(attn(x, None, None), attn(x, None, None))) == random
+
+
+def test_finetune_overrides_both_dropouts_of_the_backbone(tiny_model_config):
+    backbone = tiny_model_config(dropout=0.0)
+    assert FinetuneConfig().backbone(backbone) == backbone
+    tuned = FinetuneConfig(dropout=0.1, attention_dropout=0.0).backbone(backbone)
+    assert (tuned.dropout, tuned.attention_dropout_p, backbone.dropout) == (0.1, 0.0, 0.0)
+    assert FinetuneConfig(dropout=0.1).backbone(backbone).attention_dropout_p == 0.1
