@@ -477,7 +477,6 @@ class FinetuneConfig:
         if dupes:
             raise UserError(f"tasks: duplicate task names {', '.join(dupes)}; give each a distinct `name`")
 
-
     def backbone(self, pretrained: ModelConfig) -> ModelConfig:
         """A copy of the pre-trained model's config with this run's dropout overrides."""
         out = dataclasses.replace(pretrained)
