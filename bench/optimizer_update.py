@@ -1,20 +1,24 @@
 """Time one AdamW update of the small presets' encoder (docs/benchmarks.md): fused vs foreach vs per-tensor.
 
-The parameters have the shapes of configs/sst2-budget-pretrain.yaml's encoder (a 16384 x 128 embedding, the
-4 blocks' matrices, norms); gradients are random. One thread by default, as the fine-tuning presets run.
+The model is the one configs/sst2-budget-pretrain.yaml builds (read from the preset; its 16k vocabulary);
+gradients are random. One thread by default, as the fine-tuning presets run.
 
-    PYTHONPATH=. python bench/optimizer_update.py [--threads 1] [--steps 50]
+    PYTHONPATH=. python bench/optimizer_update.py [--config configs/...yaml] [--threads 1] [--steps 50]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
+from pathlib import Path
 
 import torch
 
-from budgetlm.config import ModelConfig
+from budgetlm.config import PretrainConfig, build_config
 from budgetlm.models import build_mlm_model
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def time_update(params: list[torch.nn.Parameter], steps: int, **kind) -> float:
@@ -29,12 +33,13 @@ def time_update(params: list[torch.nn.Parameter], steps: int, **kind) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default=str(REPO / "configs/sst2-budget-pretrain.yaml"), help="pre-training preset")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--steps", type=int, default=50)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = ModelConfig(vocab_size=16384, d_model=128, n_layers=4, n_heads=4, d_ff=384, glu=True, bias=False,
-                      position="rope", type_vocab_size=0, dropout=0.0)
+    preset = build_config(PretrainConfig, args.config)
+    cfg = dataclasses.replace(preset.model, vocab_size=preset.data.vocab_size)  # the tokenizer's size, 0 in the preset
     params = list(build_mlm_model(cfg).parameters())
     for p in params:
         p.grad = torch.randn_like(p)

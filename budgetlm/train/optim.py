@@ -17,5 +17,5 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Ada
         (no_decay if p.dim() < 2 or id(p) in embeddings else decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     # the fused kernel updates every tensor in one pass: for the small presets' 3M-parameter encoder, on one CPU
-    # thread, 1.95 ms instead of 6.6 ms (foreach; bench/optimizer_update.py, docs/benchmarks.md)
+    # thread, 1.9 ms instead of 6.6 ms (foreach; bench/optimizer_update.py, docs/benchmarks.md)
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, fused=True)
