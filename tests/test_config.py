@@ -263,3 +263,11 @@ def test_objective_defaults_to_the_family_s_own():
     cfg = build_config(PretrainConfig, None, ["model.family=encoder_decoder", "model.type_vocab_size=0",
                                               "objective.name=text_infilling"])
     assert cfg.objective.name == "text_infilling"
+
+
+def test_finetune_overrides_both_dropouts_of_the_backbone(tiny_model_config):
+    backbone = tiny_model_config(dropout=0.0)
+    assert FinetuneConfig().backbone(backbone) == backbone
+    tuned = FinetuneConfig(dropout=0.1, attention_dropout=0.0).backbone(backbone)
+    assert (tuned.dropout, tuned.attention_dropout_p, backbone.dropout) == (0.1, 0.0, 0.0)
+    assert FinetuneConfig(dropout=0.1).backbone(backbone).attention_dropout_p == 0.1

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from budgetlm.config import FinetuneConfig, HeadConfig, ObjectiveConfig
+from budgetlm.config import HeadConfig, ObjectiveConfig
 from budgetlm.data.batches import pad_batch, special_mask
 from budgetlm.models import Model, SequenceClassificationHead, build_mlm_model, count_parameters
 from budgetlm.models.io import load_model, model_meta, save_model
@@ -187,11 +187,3 @@ def test_attention_dropout_follows_dropout_unless_set(attention_dropout, random,
     x = torch.randn(2, 5, cfg.d_model)
     with torch.no_grad():
         assert (not torch.equal(attn(x, None, None), attn(x, None, None))) == random
-
-
-def test_finetune_overrides_both_dropouts_of_the_backbone(tiny_model_config):
-    backbone = tiny_model_config(dropout=0.0)
-    assert FinetuneConfig().backbone(backbone) == backbone
-    tuned = FinetuneConfig(dropout=0.1, attention_dropout=0.0).backbone(backbone)
-    assert (tuned.dropout, tuned.attention_dropout_p, backbone.dropout) == (0.1, 0.0, 0.0)
-    assert FinetuneConfig(dropout=0.1).backbone(backbone).attention_dropout_p == 0.1
