@@ -11,14 +11,13 @@ here: cross-attention, whose keys/values are computed once per source and reused
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from budgetlm.config import ModelConfig
 from budgetlm.models.decoder import causal_mask
 from budgetlm.models.encoder import Encoder
 from budgetlm.models.heads import TiedLMHead
-from budgetlm.models.layers import FeedForward, KVCache, RotaryEmbedding, SelfAttention, init_weights, layer_norm
+from budgetlm.models.layers import FeedForward, KVCache, RotaryEmbedding, SelfAttention, attention, init_weights, layer_norm
 
 
 class DecoderCache(KVCache):
@@ -58,7 +57,7 @@ class CrossAttention(nn.Module):
             k, v = (_heads(t, self.n_heads) for t in self.kv(memory).split(D, dim=-1))  # (B, H, S, hd)
             if cache is not None:
                 cache.cross_k[layer], cache.cross_v[layer] = k, v
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=memory_mask, dropout_p=self.dropout if self.training else 0.0)
+        y = attention(q, k, v, attn_mask=memory_mask, dropout_p=self.dropout if self.training else 0.0)
         return self.out(y.transpose(1, 2).reshape(B, T, D))
 
 

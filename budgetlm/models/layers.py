@@ -77,6 +77,19 @@ class KVCache:
         return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
 
 
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **kw) -> torch.Tensor:
+    """`scaled_dot_product_attention`, kept in fp32 under CPU bf16 autocast.
+
+    CPU autocast runs SDPA in bf16, and PyTorch's bf16 flash-attention backward on CPU is several times slower
+    than the fp32 one (31.8 vs 7.1 ms per call at B 32, H 4, T 128, head 32; docs/benchmarks.md), while the
+    linear layers around it gain from bf16. Elsewhere (fp32, or CUDA autocast) it is SDPA unchanged.
+    """
+    if q.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+        with torch.autocast("cpu", enabled=False):
+            return F.scaled_dot_product_attention(q.float(), k.float(), v.float(), **kw)
+    return F.scaled_dot_product_attention(q, k, v, **kw)
+
+
 class SelfAttention(nn.Module):
     """Multi-head self-attention with a fused QKV projection and `scaled_dot_product_attention`."""
 
@@ -104,7 +117,7 @@ class SelfAttention(nn.Module):
             q, k = rope(q, k, start)
         if cache is not None:
             k, v = cache.update(layer, k, v)  # (B, H, S, hd), S = start + T
-        y = F.scaled_dot_product_attention(
+        y = attention(
             q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0, is_causal=is_causal
         )  # (B, H, T, hd)
         return self.out(y.transpose(1, 2).reshape(B, T, D))

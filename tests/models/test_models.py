@@ -187,3 +187,18 @@ def test_attention_dropout_follows_dropout_unless_set(attention_dropout, random,
     x = torch.randn(2, 5, cfg.d_model)
     with torch.no_grad():
         assert (not torch.equal(attn(x, None, None), attn(x, None, None))) == random
+
+
+def test_attention_stays_fp32_under_cpu_autocast_and_matches_sdpa():
+    from budgetlm.models.layers import attention
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 2, 5, 4, requires_grad=True) for _ in range(3))
+    ref = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = attention(q.bfloat16(), k.bfloat16(), v, is_causal=True)  # mixed, as RoPE leaves q, k and v
+    assert y.dtype == torch.float32
+    assert torch.allclose(y, ref, atol=2e-2)  # only the bf16 rounding of q and k
+    y.sum().backward()
+    assert all(t.grad is not None and torch.isfinite(t.grad).all() for t in (q, k, v))
+    assert torch.equal(attention(q, k, v, is_causal=True), ref)  # outside autocast: SDPA unchanged
