@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from budgetlm.config import ModelConfig
 from budgetlm.models import Model, ReplacedTokenHead, build_mlm_model
-from budgetlm.objectives.mlm import IGNORE_INDEX, masked_logits
+from budgetlm.objectives.mlm import IGNORE_INDEX, count_correct, masked_logits
 
 
 def replace_tokens(
@@ -65,7 +65,7 @@ def rtd_loss(model, generator_model, inputs: torch.Tensor, labels: torch.Tensor,
     function): the generator predicts the masked tokens, samples replace them, the discriminator classifies."""
     gen_logits, targets = masked_logits(generator_model, generator_model.encoder(inputs), labels)  # (N, V), (N,)
     gen_loss = F.cross_entropy(gen_logits, targets)
-    gen_correct = int((gen_logits.detach().argmax(-1) == targets).sum())
+    gen_correct = int(count_correct(gen_logits.detach(), targets))
     disc_inputs, disc_labels = replace_tokens(ids, labels, gen_logits, g, candidates)
     disc_logits = model.heads["rtd"](model.encoder(disc_inputs))  # (B, T)
     disc_loss, n_scored, disc_correct = discriminator_loss(disc_logits, disc_labels)

@@ -155,3 +155,21 @@ def test_sparse_mlm_loss_equals_dense_loss(tiny_model_config):
     assert torch.allclose(loss, ref, atol=1e-6)
     selected = labels.reshape(-1) != IGNORE_INDEX
     assert correct == int((dense[selected].argmax(-1) == labels.reshape(-1)[selected]).sum())
+
+
+def test_count_correct_matches_argmax_and_loss_is_fp32_cross_entropy(tiny_model_config):
+    from budgetlm.models import build_mlm_model
+    from budgetlm.objectives.mlm import count_correct, vocabulary_loss
+
+    torch.manual_seed(0)
+    logits = torch.randn(50, 30)
+    targets = logits.argmax(-1)
+    targets[::2] = torch.randint(0, 30, (25,))  # half right by construction, the other half mostly wrong
+    assert int(count_correct(logits, targets)) == int((logits.argmax(-1) == targets).sum())
+
+    cfg = tiny_model_config()
+    model = build_mlm_model(cfg)
+    hidden, targets = torch.randn(7, cfg.d_model), torch.randint(0, cfg.vocab_size, (7,))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, _ = vocabulary_loss(model.heads["mlm"], hidden, model.encoder.tok_emb.weight, targets)
+    assert loss.dtype == torch.float32  # the log-softmax over the vocabulary never runs in bf16
