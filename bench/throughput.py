@@ -9,7 +9,7 @@ The peer is `BertForMaskedLM(BertConfig(...))`; budgetlm is `build_mlm_model(Mod
 
 Timed rounds alternate (peer k steps, budgetlm k steps, budgetlm k, peer k, ...) so load drift on a shared
 machine hits both. Reported: median s/step, tokens/s (B x T per step), the ratio budgetlm/peer, analytic
-model FLOPs and MFU against an fp32 matmul peak measured in the same run, page faults and kernel CPU time.
+model FLOPs and MFU against the matmul peak (fp32, or bf16 under --precision bf16) measured in the same run, page faults and kernel CPU time.
 
     PYTHONPATH=. python bench/throughput.py                   # defaults: the product config (see --help)
     PYTHONPATH=. python bench/throughput.py --steps 4 --warmup 1 --round-steps 1   # smoke test
@@ -40,7 +40,9 @@ from transformers import BertConfig, BertForMaskedLM
 from budgetlm.atomic import write_json
 from budgetlm.config import ModelConfig, ObjectiveConfig
 from budgetlm.models import build_mlm_model, count_parameters
-from budgetlm.objectives.mlm import IGNORE_INDEX, mask_tokens, mlm_loss
+from budgetlm.objectives.mlm import IGNORE_INDEX, mask_tokens, mlm_loss, vocabulary_loss
+from budgetlm.train import precision
+from budgetlm.train.compile import compile_blocks, compile_fn
 from budgetlm.train.memory import tune_allocator
 
 # budgetlm's model as --arch; the peer is always BERT. "bert" is architecturally identical to
@@ -77,6 +79,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="budgetlm architecture: bert = same as BertForMaskedLM; default = budgetlm's "
                         "ModelConfig defaults (pre-LN); modernbert = pre-LN, RoPE, GeGLU, no biases")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0 = torch's default")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="arithmetic of both models' forward pass and loss (bf16: torch.autocast, as train.precision)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile both: budgetlm as train.compile does (its blocks and MLM head loss), "
+                        "the peer whole (model.compile(); fixed shapes here)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-tune-allocator", action="store_true",
                    help="leave glibc malloc at its defaults (by default budgetlm.train.memory.tune_allocator() "
@@ -249,7 +256,8 @@ def main(argv=None) -> dict:
     B, T, V = args.batch_size, args.seq_len, args.vocab_size
     tokens_per_step = B * T
 
-    peak_start = matmul_peak_gflops()
+    peak_dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32  # MFU against the arithmetic in use
+    peak_start = matmul_peak_gflops(dtype=peak_dtype)
     ids, special = make_batch(B, T, V, args.seed)  # (B, T), (B, T)
     # masked positions per step: round(0.15 x (T - 2)) per row, the same every step
     _, labels = mask_tokens(ids, special, torch.Generator().manual_seed(0), ObjectiveConfig(), V, MASK_ID, N_SPECIAL)
@@ -261,16 +269,28 @@ def main(argv=None) -> dict:
     peer = peer_model(args)
     torch.manual_seed(args.seed)
     ours = build_mlm_model(ours_cfg)
+    head_loss = None
+    if args.compile:
+        peer.compile()
+        compile_blocks(ours, cpu_clock=False)
+        head_loss = compile_fn(vocabulary_loss, cpu_clock=False)
+
+    def in_precision(loss_fn):
+        def run(x, y):
+            with precision.autocast(args.precision):
+                return loss_fn(x, y)
+        return run
+
     contenders = [
-        Contender("BertForMaskedLM", peer, lambda x, y: peer(input_ids=x, labels=y).loss,
+        Contender("BertForMaskedLM", peer, in_precision(lambda x, y: peer(input_ids=x, labels=y).loss),
                   train_flops_per_step(peer_cfg, B, T, n_predicted=B * T)),
-        Contender(f"budgetlm ({args.arch})", ours, lambda x, y: mlm_loss(ours, x, y)[0],
+        Contender(f"budgetlm ({args.arch})", ours, in_precision(lambda x, y: mlm_loss(ours, x, y, head_loss=head_loss)[0]),
                   train_flops_per_step(ours_cfg, B, T, n_predicted=n_masked)),
     ]
     peer_c, ours_c = contenders
     print(f"config: {args.n_layers} layers, d_model {args.d_model}, {args.n_heads} heads, d_ff {args.d_ff}, "
           f"vocab {V}, batch {B} x {T}, budgetlm arch {args.arch}, {n_masked} masked positions/step; "
-          f"{info['torch_threads']} threads; allocator tuned: {tuned}; "
+          f"{info['torch_threads']} threads; {args.precision}{', compiled' if args.compile else ''}; allocator tuned: {tuned}; "
           f"peer attention: {peer.config._attn_implementation}", flush=True)
 
     for c in contenders:
@@ -284,7 +304,7 @@ def main(argv=None) -> dict:
         round_ratios.append(took[peer_c.name] / took[ours_c.name])
         print(f"  round {r + 1}/{n_rounds}: " + ", ".join(f"{n} {t / k:.3f} s/step" for n, t in took.items()),
               flush=True)
-    peak_end = matmul_peak_gflops()
+    peak_end = matmul_peak_gflops(dtype=peak_dtype)
     peak = max(peak_start, peak_end)  # the higher peak gives the lower (conservative) MFU
     info["loadavg_end"] = os.getloadavg()
     info["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

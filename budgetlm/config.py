@@ -10,6 +10,7 @@ import dataclasses
 import math
 import os
 import re
+import sys
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -252,6 +253,9 @@ class TrainConfig:
     precision: str = _f("fp32", f"training arithmetic, one of {PRECISIONS}: bf16 runs the forward pass under "
                         "torch.autocast (weights, optimizer and loss stay fp32), faster on CPUs with AVX512-BF16 or "
                         "AMX and refused where the CPU lacks them; auto = bf16 where supported, else fp32")
+    compile: bool = _f(False, "torch.compile the transformer blocks and the MLM head's loss (inductor; needs a C++ "
+                       "compiler, else it warns and stays off); ~2x the pre-training steps/s with bf16 on a small model, "
+                       "costs ~10-15 s at the start")
 
     def validate(self) -> None:
         parse_budget(self.budget, "train.budget")
@@ -270,6 +274,13 @@ class TrainConfig:
 
         self.precision = resolve(self.precision)  # config.json records what ran
         check_supported(self.precision)
+        if self.compile:
+            from budgetlm.train.compile import compiler_available
+
+            if not compiler_available():
+                print("warning: train.compile=true needs a C++ compiler (g++ or clang++, or $CXX) and none was found; "
+                      "training runs uncompiled", file=sys.stderr)
+                self.compile = False  # config.json records what ran
         if self.eval_every < 0 or self.threads < 0 or self.max_grad_norm < 0:
             raise UserError("train.eval_every, train.threads and train.max_grad_norm must be >= 0")
         if self.keep_best and not self.eval_every:

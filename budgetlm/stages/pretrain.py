@@ -31,7 +31,7 @@ from budgetlm.models import SequenceClassificationHead, build_lm_model, build_ml
 from budgetlm.models.io import model_meta, save_model
 from budgetlm.objectives import MASKING_FUNCTIONS, WORD_MASKINGS
 from budgetlm.objectives.clm import clm_loss, document_ids, next_token_targets
-from budgetlm.objectives.mlm import mlm_loss, mlm_loss_on_hidden
+from budgetlm.objectives.mlm import mlm_loss, mlm_loss_on_hidden, vocabulary_loss
 from budgetlm.objectives.nsp import make_sentence_pairs, pair_loss
 from budgetlm.objectives.pmi import PmiNgrams
 from budgetlm.objectives.rtd import build_rtd_model, rtd_loss
@@ -42,6 +42,7 @@ from budgetlm.tasks.rtd import rtd_eval
 from budgetlm.tasks.seq2seq import DENOISERS, add_tokens, denoising_eval, seq2seq_loss
 from budgetlm.tokenizer import CLS, MASK, SPECIAL_TOKENS, TokenizerOptions, load_tokenizer, tokenizer_path, train_tokenizer
 from budgetlm.train import distributed
+from budgetlm.train.compile import compile_fn
 from budgetlm.train.logs import plot_loss
 from budgetlm.train.loop import train
 
@@ -87,13 +88,15 @@ def _mlm_recipe(cfg: PretrainConfig, tok: Tokenizer, valid_set: BlockDataset) ->
     if task != "none":  # NSP / SOP: a second head on [CLS], trained alongside MLM (objectives/nsp.py)
         model.heads["pair"] = SequenceClassificationHead(cfg.model, HeadConfig(), 2)
 
+    head_loss = compile_fn(vocabulary_loss, cpu_clock=cfg.train.clock == "cpu") if cfg.train.compile else None
+
     def loss(model, batch, g):
         if task == "none":  # RoBERTa-style packed blocks
-            return mlm_loss(model, *mask(batch["ids"], batch.get("word_starts"), g))
+            return mlm_loss(model, *mask(batch["ids"], batch.get("word_starts"), g), head_loss=head_loss)
         pairs = make_sentence_pairs(batch["ids"], task, g, batch.get("word_starts"))  # [CLS] A [SEP] B [SEP]
         inputs, labels = mask(pairs["ids"], pairs["word_starts"], g)
         hidden = model.encoder(inputs, pairs["token_type_ids"])  # (B, 2L+3, D)
-        mlm, n, correct = mlm_loss_on_hidden(model, hidden, labels)
+        mlm, n, correct = mlm_loss_on_hidden(model, hidden, labels, head_loss)
         pair, pair_correct = pair_loss(model, hidden, pairs["pair_labels"])
         return mlm + pair, n, correct, {f"{task}_accuracy": round(pair_correct / len(pairs["pair_labels"]), 4)}
 

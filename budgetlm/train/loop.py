@@ -36,6 +36,7 @@ from tqdm import tqdm
 from budgetlm.config import Budget, TrainConfig, parse_budget
 from budgetlm.errors import UserError
 from budgetlm.train import distributed, precision
+from budgetlm.train.compile import compile_blocks
 from budgetlm.train.checkpoint import list_checkpoints, load_best, load_latest, save_best, save_checkpoint
 from budgetlm.train.logs import MetricsLog
 from budgetlm.train.memory import tune_allocator
@@ -131,6 +132,8 @@ def train(
             print(f"resumed from step {state.step} ({state.tokens:,} tokens, {state.elapsed:.0f}s trained)", file=sys.stderr)
     else:
         torch.manual_seed(_rank_seed(cfg.seed, world.rank, 0))
+    if cfg.compile:
+        compile_blocks(model, cpu_clock=cfg.clock == "cpu")
     run_step = distributed.wrap_step(model, step_fn)
     log = MetricsLog(run_dir, resume_step=state.step if resume else 0) if world.is_main else None
 
