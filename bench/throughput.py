@@ -79,6 +79,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="budgetlm architecture: bert = same as BertForMaskedLM; default = budgetlm's "
                         "ModelConfig defaults (pre-LN); modernbert = pre-LN, RoPE, GeGLU, no biases")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0 = torch's default")
+    p.add_argument("--dropout", type=float, default=0.1,
+                   help="both models' dropout, attention included (0 as in the pre-training presets)")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                    help="arithmetic of both models' forward pass and loss (bf16: torch.autocast, as train.precision)")
     p.add_argument("--compile", action="store_true",
@@ -150,7 +152,7 @@ class Contender:
 
     def __post_init__(self):
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-4)
-        self.model.train()  # dropout 0.1 on, as in pre-training
+        self.model.train()  # dropout (--dropout) on
 
     def step(self, ids: torch.Tensor, special: torch.Tensor, mask_seed: int, vocab_size: int) -> None:
         # masking is part of the step (it is in real training too); identical work for both models
@@ -201,17 +203,18 @@ class Contender:
 
 def budgetlm_config(args) -> ModelConfig:
     cfg = ModelConfig(vocab_size=args.vocab_size, d_model=args.d_model, n_layers=args.n_layers,
-                      n_heads=args.n_heads, d_ff=args.d_ff, max_seq_len=args.seq_len, dropout=0.1,
+                      n_heads=args.n_heads, d_ff=args.d_ff, max_seq_len=args.seq_len, dropout=args.dropout,
                       **ARCHS[args.arch])
     cfg.validate()
     return cfg
 
 
 def peer_model(args) -> BertForMaskedLM:
-    # BertConfig defaults: dropout 0.1 (hidden and attention), gelu, type_vocab_size 2, eps 1e-12
+    # BertConfig defaults: gelu, type_vocab_size 2, eps 1e-12; dropout from --dropout (0.1 = BERT's)
     return BertForMaskedLM(BertConfig(
         vocab_size=args.vocab_size, hidden_size=args.d_model, num_hidden_layers=args.n_layers,
         num_attention_heads=args.n_heads, intermediate_size=args.d_ff, max_position_embeddings=args.seq_len,
+        hidden_dropout_prob=args.dropout, attention_probs_dropout_prob=args.dropout,
     ))
 
 
