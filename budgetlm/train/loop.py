@@ -36,8 +36,8 @@ from tqdm import tqdm
 from budgetlm.config import Budget, TrainConfig, parse_budget
 from budgetlm.errors import UserError
 from budgetlm.train import distributed, precision
-from budgetlm.train.compile import compile_blocks
 from budgetlm.train.checkpoint import list_checkpoints, load_best, load_latest, save_best, save_checkpoint
+from budgetlm.train.compile import compile_blocks
 from budgetlm.train.logs import MetricsLog
 from budgetlm.train.memory import tune_allocator
 from budgetlm.train.optim import build_optimizer
