@@ -32,14 +32,12 @@ def _in_process() -> None:
     inductor_config.compile_threads = 1
 
 
-def compile_blocks(model: torch.nn.Module, cpu_clock: bool) -> int:
-    """Compile every transformer block of `model` in place; returns how many."""
+def compile_blocks(model: torch.nn.Module, cpu_clock: bool) -> None:
+    """Compile every transformer block of `model` in place."""
     if cpu_clock:
         _in_process()
-    blocks = [m for m in model.modules() if isinstance(m, Block)]
-    for block in blocks:
+    for block in [m for m in model.modules() if isinstance(m, Block)]:
         block.compile()
-    return len(blocks)
 
 
 def compile_fn(fn: Callable, cpu_clock: bool) -> Callable:
