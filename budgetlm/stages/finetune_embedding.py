@@ -91,7 +91,7 @@ def finetune_embedding(cfg: FinetuneConfig, model_path: str | Path, run_dir: str
         from budgetlm.tasks.teacher import Teacher, cached_teacher_embeddings
 
         t0 = time.perf_counter()
-        teacher = Teacher(emb.teacher)
+        teacher = Teacher(emb.teacher, precision=cfg.train.precision)  # the student's arithmetic
         out_dim = emb.dim or model_cfg.d_model
         if emb.distill_loss == "mse" and out_dim != teacher.dim:
             raise UserError(f"embedding.distill_loss=mse compares {out_dim}-d student and {teacher.dim}-d teacher "

@@ -48,3 +48,19 @@ def test_unknown_teacher_is_a_user_error(tmp_path):
 
     with pytest.raises(UserError, match="not a built-in teacher"):
         teacher_path(str(tmp_path))
+
+
+@pytest.mark.skipif(not __import__("budgetlm.train.precision", fromlist=["x"]).bf16_supported(),
+                    reason="this CPU has no native bfloat16")
+def test_bf16_teacher_agrees_with_fp32_and_caches_apart(teacher, tmp_path):
+    from budgetlm.tasks.teacher import Teacher, cached_teacher_embeddings
+
+    fast = Teacher("minilm", precision="bf16")
+    assert fast.fingerprint() != teacher.fingerprint()  # a bf16 cache never answers for fp32
+    a, b = fast.encode(TEXTS), teacher.encode(TEXTS)
+    assert np.allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
+    cos = (a * b).sum(1)
+    assert cos.min() > 0.995, cos
+    cached_teacher_embeddings(fast, TEXTS, tmp_path)
+    cached_teacher_embeddings(teacher, TEXTS, tmp_path)
+    assert len(list(tmp_path.glob("*.npy"))) == 2
