@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="fine-tune and evaluate a model on several tasks; GLUE-style table + chart",
                        formatter_class=fmt, description=EVALUATE_DESCRIPTION)
     p.add_argument("model", help="pre-training run dir, model dir, or exported HF dir")
-    p.add_argument("--tasks", default="sst2,mrpc,wikiann", help="comma-separated evaluator names: sst2, agnews, mrpc, wikiann, wnut17, stsb (default: sst2,mrpc,wikiann)")
+    p.add_argument("--tasks", default="sst2,mrpc,wikiann", help="comma-separated evaluator names: sst2, agnews, mrpc, wikiann, wnut17, stsb; mrpc-probe (frozen embeddings, no fine-tuning) (default: sst2,mrpc,wikiann)")
     p.add_argument("--budget", help="training budget per task and seed, e.g. 2m or 300steps (default: each task's preset)")
     p.add_argument("--budgets", help="per-task budgets overriding --budget, e.g. sst2=3m,wikiann=5m")
     p.add_argument("--seeds", type=int, default=1, help="fine-tune each task with seeds 0..N-1 and report the mean")
@@ -161,6 +161,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=5, help="how many texts to show")
     p.add_argument("--text-column", default="", help="text column/field in .tsv/.csv/.jsonl files")
     p.add_argument("--batch-size", type=int, default=64, help="texts per forward pass")
+    _add_trust_pickle(p)
+
+    p = sub.add_parser("probe", help="linear probe of frozen sentence embeddings on a pair task (SentEval protocol, e.g. MRPC)",
+                       description="Embed each sentence of a pair classification task with the model (not fine-tuned), "
+                                   "represent a pair by [|u-v|, u*v, cos], fit logistic regression (C chosen by --folds-fold "
+                                   "cross-validation on the training pairs) and report test accuracy and F1.")
+    p.add_argument("model", help="run dir, model dir or transformers dir (an embedding model, or any encoder: mean-pooled)")
+    p.add_argument("--task", help="built-in pair task resolved in the data root: mrpc")
+    p.add_argument("--train", metavar="FILE", help="labelled pair file (.tsv/.csv with header, .jsonl; columns as in finetune)")
+    p.add_argument("--test", metavar="FILE", help="labelled pair file the figures are reported on")
+    p.add_argument("--text-column", help="first text of a pair (default: inferred)")
+    p.add_argument("--text-b-column", help="second text of a pair (default: inferred)")
+    p.add_argument("--label-column", help="label column (default: label, Quality, ...)")
+    p.add_argument("--folds", type=int, default=5, help="cross-validation folds on the training pairs that choose C")
+    p.add_argument("--batch-size", type=int, default=64, help="texts per forward pass")
+    p.add_argument("--out", help="also write the figures to this .json file")
     _add_trust_pickle(p)
 
     p = sub.add_parser("export", help="export a model for transformers")
@@ -273,6 +289,17 @@ def run(args) -> int:
             for score, text in similar(args.model, args.query, args.file, args.top_k, args.text_column, args.batch_size,
                                        trust_pickle=args.trust_pickle):
                 print(f"{score:.3f}  {text}")
+    elif args.command == "probe":
+        from budgetlm.config import TaskDataConfig
+        from budgetlm.stages.probe import probe_pairs
+
+        if args.batch_size < 1:
+            raise UserError("--batch-size must be >= 1")
+        data = TaskDataConfig(task=args.task or "", train=args.train or "", test=args.test or "", valid_every=10,
+                              task_type="pair", text_column=args.text_column or "", text_b_column=args.text_b_column or "",
+                              label_column=args.label_column or "")
+        results = probe_pairs(args.model, data, args.out, args.folds, args.batch_size, args.trust_pickle)
+        print(json.dumps(results, indent=2))
     elif args.command == "export":
         from budgetlm.export.hf import export_hf
 

@@ -137,3 +137,38 @@ def test_data_root_names_for_pair_files(tmp_path, monkeypatch):
     assert _named(["mrpc", "my/pairs.tsv"]) == [str(tmp_path / "mrpc" / "msr_paraphrase_train.txt"), "my/pairs.tsv"]
     with pytest.raises(UserError, match="missing from the data root"):
         _named(["sst2"])
+
+
+def _pair_table(path, seed: int, n: int) -> None:
+    """sentence1, sentence2, label: 1 when the second sentence repeats the first, else an unrelated sentence."""
+    rng = random.Random(seed)
+    rows = ["sentence1\tsentence2\tlabel"]
+    for i in range(n):
+        a = f"the {rng.choice(WORDS)} {rng.choice(WORDS)} sees a {rng.choice(WORDS)} ."
+        b = a if i % 2 else f"a {rng.choice(WORDS)} near the {rng.choice(WORDS)} ."
+        rows.append(f"{a}\t{b}\t{i % 2}")
+    path.write_text("\n".join(rows) + "\n")
+
+
+def test_probe_pairs_with_frozen_embeddings(emb_files, tmp_path, capsys):
+    _pair_table(tmp_path / "train.tsv", 0, 40)
+    _pair_table(tmp_path / "test.tsv", 1, 20)
+    code, out, err = run_cli(capsys, "probe", emb_files / "mlm", "--train", tmp_path / "train.tsv",
+                             "--test", tmp_path / "test.tsv", "--out", tmp_path / "probe.json")
+    assert code == 0, err
+    assert "40 training pairs, 20 test pairs" in err
+    results = json.loads((tmp_path / "probe.json").read_text())
+    assert results == json.loads(out)
+    # identical sentences give |u-v| = 0 and cos = 1: even a random encoder separates them
+    assert results["test_accuracy"] == 1.0 and results["test_f1"] == 1.0 and results["C"] > 0
+
+
+def test_probe_bad_input(emb_files, tmp_path, capsys):
+    (tmp_path / "one.tsv").write_text("sentence\tlabel\na cat .\t1\na dog .\t0\n")
+    assert_user_error(capsys, ["probe", emb_files / "mlm", "--train", tmp_path / "one.tsv", "--test", tmp_path / "one.tsv"],
+                      "second text column")
+    _pair_table(tmp_path / "train.tsv", 0, 40)
+    assert_user_error(capsys, ["probe", emb_files / "mlm", "--train", tmp_path / "train.tsv"], "--test")
+    (tmp_path / "same.tsv").write_text("sentence1\tsentence2\tlabel\n" + "a cat .\ta dog .\t1\n" * 12)
+    assert_user_error(capsys, ["probe", emb_files / "mlm", "--train", tmp_path / "same.tsv", "--test", tmp_path / "same.tsv"],
+                      "two labels", only_output=False)

@@ -192,3 +192,17 @@ def test_bad_inputs_exit_2(setup, tmp_path, capsys):
     assert_user_error(capsys, ["finetune", "--model", pre, "--task", "stsb", "--out", tmp_path / "f", "data.select_every=5"],
                       "data.select_every apply to training a classification or tagging head")
     assert_user_error(capsys, ["tag", pre, "  "], "the text to tag is empty")
+
+
+def test_evaluate_mrpc_probe_needs_no_training(setup, tmp_path, capsys):
+    code, out, err = run_cli(capsys, "evaluate", setup / "pre", "--tasks", "mrpc-probe", "--seeds", "2", "--out", tmp_path / "ev")
+    assert code == 0, err
+    assert "fine-tuning for" not in err and "40 training pairs, 12 test pairs" in err  # no 10% held out: CV chooses C
+    report = json.loads((tmp_path / "ev" / "report.json").read_text())
+    (score,) = report["scores"]
+    probe = json.loads((tmp_path / "ev" / "mrpc-probe" / "results.json").read_text())
+    assert score["task"] == "mrpc-probe" and score["values"] == [probe["test_accuracy"]]  # one run: nothing is random
+    assert 0.0 <= score["value"] <= 1.0 and probe["C"] > 0 and probe["folds"] == 5
+    assert_user_error(capsys, ["evaluate", setup / "pre", "--tasks", "mrpc-probe", "--scratch", "--out", tmp_path / "s"],
+                      "no --scratch arm")
+    assert_user_error(capsys, ["probe", setup / "pre", "--task", "wikiann"], "needs a pair classification task")

@@ -43,7 +43,7 @@ def read_lines(path: str | Path, text_column: str = "") -> list[str]:
     return texts
 
 
-def _load(model_path: str | Path, trust_pickle: bool = False):
+def load_embedder(model_path: str | Path, trust_pickle: bool = False):
     model, meta, tok_file = load_any_model(model_path, trust_pickle)
     if model.cfg.family != "encoder":
         raise UserError(f"sentence embeddings need an encoder; this model is an {model.cfg.family} "
@@ -54,7 +54,7 @@ def _load(model_path: str | Path, trust_pickle: bool = False):
 
 def embed_texts(model_path: str | Path, texts: list[str], batch_size: int = 64, progress: bool = True,
                 trust_pickle: bool = False) -> np.ndarray:
-    model, tok = _load(model_path, trust_pickle)
+    model, tok = load_embedder(model_path, trust_pickle)
     return embed(model, encode_texts(tok, texts, model.cfg.max_seq_len), batch_size, progress=progress).numpy()
 
 
@@ -82,7 +82,7 @@ def similar(model_path: str | Path, query: str, file: str | Path, top_k: int = 5
     if top_k < 1:
         raise UserError("--top-k must be >= 1")
     texts = read_lines(file, text_column)
-    model, tok = _load(model_path, trust_pickle)
+    model, tok = load_embedder(model_path, trust_pickle)
     max_len = model.cfg.max_seq_len
     vectors = embed(model, encode_texts(tok, texts, max_len), batch_size, progress=len(texts) > 1000)
     q = embed(model, encode_texts(tok, [query], max_len))[0]
@@ -100,7 +100,7 @@ def evaluate_sts(model_path: str | Path, file: str | Path, batch_size: int = 64,
     from budgetlm.tasks.embedding import spearman_of_cosines
 
     pairs = read_scored_pairs(file)
-    model, tok = _load(model_path, trust_pickle)
+    model, tok = load_embedder(model_path, trust_pickle)
     max_len = model.cfg.max_seq_len
     a = embed(model, encode_texts(tok, [p[0] for p in pairs], max_len), batch_size, progress=True)
     b = embed(model, encode_texts(tok, [p[1] for p in pairs], max_len), batch_size, progress=True)

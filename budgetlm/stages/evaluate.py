@@ -107,6 +107,40 @@ class FinetuneEvaluator:
                      f"{steps:.0f} steps, {len(runs)} seed{'s' if len(runs) > 1 else ''}")
 
 
+@dataclass
+class ProbeEvaluator:
+    """A linear probe of the model's frozen sentence embeddings (stages/probe.py): nothing is fine-tuned, so there
+    is one deterministic run, whatever --seeds says, and no --scratch arm."""
+
+    task: str
+    metric: str = "test_accuracy"
+    label: str = "test accuracy (probe)"
+
+    def check(self, ctx: EvalContext) -> None:
+        from budgetlm.config import TaskDataConfig
+        from budgetlm.data.readers import check_input_file
+        from budgetlm.tasks.resolve import resolve_task
+
+        if ctx.scratch:
+            raise UserError(f"{self.task}-probe probes a trained model's embeddings; it has no --scratch arm")
+        for f in resolve_task(TaskDataConfig(task=self.task)).files():
+            check_input_file(f)
+
+    def __call__(self, ctx: EvalContext) -> Score:
+        from budgetlm.config import TaskDataConfig
+        from budgetlm.stages.probe import probe_pairs
+
+        done = ctx.run_dir / "results.json"
+        if not done.exists():
+            print(f"== {self.task}-probe: frozen embeddings + logistic regression", file=sys.stderr)
+            ctx.run_dir.mkdir(parents=True, exist_ok=True)
+            probe_pairs(ctx.model, TaskDataConfig(task=self.task), done, trust_pickle=ctx.trust_pickle)
+        r = json.loads(done.read_text())
+        extra = {"F1": r["test_f1"]} if "test_f1" in r else {}
+        return Score(f"{self.task}-probe", self.label, r[self.metric], [r[self.metric]], extra,
+                     f"no fine-tuning; C={r['C']} by {r.get('folds', 5)}-fold CV")
+
+
 EVALUATORS: dict[str, Evaluator] = {
     "sst2": FinetuneEvaluator("sst2", "configs/sst2-finetune.yaml", "accuracy", "dev accuracy"),
     "agnews": FinetuneEvaluator("agnews", "configs/agnews-finetune.yaml", "accuracy", "test accuracy", {"macro_f1": "macro-F1"}),
@@ -115,6 +149,7 @@ EVALUATORS: dict[str, Evaluator] = {
     "wnut17": FinetuneEvaluator("wnut17", "configs/wnut17-finetune.yaml", "test_f1", "test entity F1"),
     "stsb": FinetuneEvaluator("stsb", "configs/stsb-embedding-finetune.yaml", "test_spearman", "test Spearman",
                               {"spearman": "dev Spearman"}, scale=100.0),
+    "mrpc-probe": ProbeEvaluator("mrpc"),
 }
 
 

@@ -1,0 +1,60 @@
+"""`budgetlm probe MODEL --task mrpc`: a linear probe of frozen sentence embeddings on a pair classification task
+(tasks/pair_probe.py), with the same data resolution as `finetune` (built-in task, or --train/--test files with
+their columns inferred). Prints and returns test accuracy (and F1 of label 1 for 0/1 labels); --out writes JSON.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from budgetlm.atomic import check_output_file, write_json
+from budgetlm.config import TaskDataConfig
+from budgetlm.errors import UserError
+from budgetlm.stages.embed import load_embedder
+from budgetlm.tasks.classification import classification_metrics, label_ids, label_names, read_examples
+from budgetlm.tasks.embedding import embed, encode_texts
+from budgetlm.tasks.pair_probe import fit_probe, pair_features
+from budgetlm.tasks.resolve import resolve_task
+
+
+def probe_pairs(model_path: str | Path, data: TaskDataConfig, out: str | Path | None = None, folds: int = 5,
+                batch_size: int = 64, trust_pickle: bool = False) -> dict:
+    t0 = time.process_time()
+    if out:
+        check_output_file(Path(out), "give a .json file name")
+    data.validate()
+    spec = resolve_task(data)
+    if spec.task_type != "pair":
+        raise UserError(f"the probe needs a pair classification task (two text columns and a label); "
+                        f"{spec.name} is {spec.task_type}: {spec.inferred}")
+    if not spec.test:
+        raise UserError("the probe reports test figures: give --test FILE")
+    cols = spec.columns
+    train, test = (read_examples(f, cols.text, cols.label, cols.header, cols.text_b) for f in (spec.train, spec.test))
+    names = label_names(train)
+    y_train, y_test = np.array(label_ids(train, names)), label_ids(test, names)
+    print(f"probe: {spec.inferred}; {len(train.texts):,} training pairs, {len(test.texts):,} test pairs", file=sys.stderr)
+
+    model, tok = load_embedder(model_path, trust_pickle)
+    texts = list(dict.fromkeys(train.texts + train.texts_b + test.texts + test.texts_b))  # each sentence once
+    row = {t: i for i, t in enumerate(texts)}
+    vectors = embed(model, encode_texts(tok, texts, model.cfg.max_seq_len), batch_size, progress=True).numpy()
+
+    def features(ex):
+        return pair_features(vectors[[row[t] for t in ex.texts]], vectors[[row[t] for t in ex.texts_b]])
+
+    probe, c, cv_acc = fit_probe(features(train), y_train, folds)
+    proba = probe.predict_proba(features(test))
+    metrics = classification_metrics(torch.from_numpy(proba), y_test, names)
+    results = {"task": spec.name, "model": str(model_path), "train_pairs": len(train.texts), "test_pairs": len(test.texts),
+               "features": "|u-v|, u*v, cos", "folds": folds, "C": c, "cv_accuracy": round(cv_acc, 4),
+               **{f"test_{k}": round(float(v), 4) for k, v in metrics.items()},
+               "cpu_seconds": round(time.process_time() - t0, 1)}
+    if out:
+        write_json(Path(out), results)
+    return results
