@@ -190,7 +190,7 @@ def test_bad_inputs_exit_2(setup, tmp_path, capsys):
                       "--budgets names 'sst2'")
     assert_user_error(capsys, ["tag", pre, "the king"], "no token-classification head")
     assert_user_error(capsys, ["finetune", "--model", pre, "--task", "stsb", "--out", tmp_path / "f", "data.select_every=5"],
-                      "data.select_every apply to training a classification or tagging head")
+                      "data.select_every applies to training a classification or tagging head")
     assert_user_error(capsys, ["tag", pre, "  "], "the text to tag is empty")
 
 

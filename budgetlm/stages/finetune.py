@@ -105,11 +105,14 @@ def is_embedding_task(cfg: FinetuneConfig) -> bool:
 def finetune(cfg: FinetuneConfig, model_path: str | Path, run_dir: str | Path, resume: bool = False, scratch: bool = False,
              trust_pickle: bool = False) -> dict:
     """Dispatch on the task type (embedding), then on `cfg.method` (default: the model family's own, DEFAULT_METHODS)."""
-    head_only = [f"data.{k}" for k in ("group_by_length", "select_every") if getattr(cfg.data, k)]
-    if head_only and (cfg.method not in ("", "head") or (not cfg.tasks and is_embedding_task(cfg))):
-        raise UserError(f"{' and '.join(head_only)} apply to training a classification or tagging head, "
+    embedding = not cfg.tasks and is_embedding_task(cfg)
+    if cfg.data.select_every and (cfg.method not in ("", "head") or embedding):
+        raise UserError("data.select_every applies to training a classification or tagging head, "
                         "not to embedding, text2text or prompt runs")
-    if not cfg.tasks and is_embedding_task(cfg):
+    if cfg.data.group_by_length and cfg.method not in ("", "head"):
+        raise UserError("data.group_by_length applies to classification, tagging and embedding runs, "
+                        "not to text2text or prompt runs")
+    if embedding:
         from budgetlm.stages.finetune_embedding import finetune_embedding
 
         return finetune_embedding(cfg, model_path, run_dir, resume=resume, scratch=scratch, trust_pickle=trust_pickle)

@@ -109,7 +109,7 @@ def finetune_embedding(cfg: FinetuneConfig, model_path: str | Path, run_dir: str
     del pretrained
     weights = {"scored": emb.regression_weight if emb.regression != "none" else 0.0, "pairs": emb.contrastive_weight,
                "simcse": emb.contrastive_weight, "distill": emb.distill_weight}
-    batches = EmbeddingBatches(data, cfg.train.batch_size, cfg.train.seed, weights)
+    batches = EmbeddingBatches(data, cfg.train.batch_size, cfg.train.seed, weights, cfg.data.group_by_length)
     if not batches.samplers:
         raise UserError("nothing to train on: every loss with data has weight 0 (or regression=none)")
     used = ", ".join(f"{name} {data.sizes()[name]:,}" for name in batches.samplers)

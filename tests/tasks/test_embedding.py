@@ -53,6 +53,29 @@ def test_embedding_batches_resume_exactly(data):
                     assert torch.equal(w, g)
 
 
+def test_length_grouped_embedding_batches_pad_less_and_cover_every_sentence(data, tiny_tokenizer, sentence_maker):
+    rng = np.random.default_rng(0)
+    texts = [" ".join(s for _ in range(int(rng.integers(1, 5)))) for s in sentence_maker(1, 400)]  # 1-4x long
+    d = build_embedding_data([PairData("raw", sentences=texts)], tiny_tokenizer, 256)
+    d.distill = list(range(len(d.texts)))
+    d.teacher = np.zeros((len(d.texts), 8), dtype=np.float32)
+
+    def padding(grouped: bool) -> tuple[float, list[int]]:
+        batches = EmbeddingBatches(d, 8, seed=1, weights={"distill": 1}, group_by_length=grouped)
+        slots = real = 0
+        seen = []
+        for _ in range(len(d.texts) // 8):  # one epoch
+            mask = next(batches)["distill"]["a"]["attention_mask"]
+            slots, real = slots + mask.numel(), real + int(mask.sum())
+            seen += mask.sum(1).tolist()
+        return slots / real, sorted(seen)
+
+    random_ratio, random_lengths = padding(False)
+    grouped_ratio, grouped_lengths = padding(True)
+    assert grouped_ratio < 1.15 < random_ratio
+    assert grouped_lengths == random_lengths  # the same sentences, once each, in another order
+
+
 def test_embedding_step_learns(data, tiny_model_config):
     """A few steps of every loss together lower it (overfitting one fixed batch)."""
     torch.manual_seed(0)
