@@ -411,6 +411,9 @@ class EmbeddingConfig:
     distill_files: list[str] = _f([], "more sentences for distillation (.txt lines or a text column, or sst2 = its training "
                                    "sentences in the data root); training sentences are always used")
     test: str = _f("", "STS-format file for the final evaluation (default for --task stsb: sts-test.csv)")
+    remove_top_pcs: int = _f(0, "after training, all-but-the-top post-processing: remove this many top principal "
+                                "directions of the training sentences' embeddings (stored in the model); -1 = choose "
+                                "0..10 on the validation pairs; 0 = off")
 
     def validate(self) -> None:
         _choice(self, "pooling", POOLINGS)
@@ -427,6 +430,8 @@ class EmbeddingConfig:
                 raise UserError(f"embedding.{name} must be >= 0")
         if not 0.0 <= self.min_score <= 5.0:
             raise UserError("embedding.min_score must be in [0, 5]")
+        if self.remove_top_pcs < -1:
+            raise UserError(f"embedding.remove_top_pcs must be >= 0, or -1 (choose on the validation pairs); got {self.remove_top_pcs}")
 
 
 

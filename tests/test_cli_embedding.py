@@ -54,7 +54,7 @@ def test_finetune_embedding_then_embed_and_similar(emb_files, tmp_path, capsys):
     results = json.loads((tmp_path / "ft" / "results.json").read_text())
     assert -100 <= results["spearman"] <= 100 and results["test_spearman"] == results["spearman"]
     meta = json.loads((tmp_path / "ft" / "model" / "config.json").read_text())
-    assert meta["kind"] == "embedder" and meta["embedding"] == {"pooling": "cls", "dim": 16}
+    assert meta["kind"] == "embedder" and meta["embedding"] == {"pooling": "cls", "dim": 16, "top_pcs": 0}
     logged = [json.loads(l) for l in (tmp_path / "ft" / "metrics.jsonl").read_text().splitlines()]
     assert {"scored_loss", "pairs_loss", "simcse_loss"} <= set(logged[0])
 
@@ -172,3 +172,31 @@ def test_probe_bad_input(emb_files, tmp_path, capsys):
     (tmp_path / "same.tsv").write_text("sentence1\tsentence2\tlabel\n" + "a cat .\ta dog .\t1\n" * 12)
     assert_user_error(capsys, ["probe", emb_files / "mlm", "--train", tmp_path / "same.tsv", "--test", tmp_path / "same.tsv"],
                       "two labels", only_output=False)
+
+
+def test_all_but_the_top_is_chosen_on_valid_and_saved_with_the_model(emb_files, tmp_path, capsys):
+    d = emb_files
+    code, out, err = run_cli(capsys, "finetune", "--task-type", "embedding", "--model", d / "mlm",
+                             "--train", d / "sts-train.csv", "--valid", d / "sts-dev.csv", "--out", tmp_path / "ft",
+                             "--budget", "3steps", *TINY_TRAIN, "embedding.dim=16", "embedding.remove_top_pcs=-1",
+                             f"embedding.test={d / 'sts-dev.csv'}")
+    assert code == 0, err
+    results = json.loads((tmp_path / "ft" / "results.json").read_text())
+    k = results["remove_top_pcs"]
+    assert 0 <= k <= 10 and set(results["spearman_by_top_pcs"]) == {str(i) for i in range(11)}
+    assert results["spearman"] == results["spearman_by_top_pcs"][str(k)] == max(results["spearman_by_top_pcs"].values())
+    assert results["spearman_raw"] == results["test_spearman_raw"]  # test file = dev file here
+    assert results["test_spearman"] == results["spearman"]
+    meta = json.loads((tmp_path / "ft" / "model" / "config.json").read_text())
+    assert meta["embedding"]["top_pcs"] == k
+    # the saved model embeds with the post-processing: the reloaded model reproduces the dev figure
+    from budgetlm.data.pairs import read_scored_pairs
+    from budgetlm.stages.embed import load_embedder
+    from budgetlm.tasks.embedding import sts_spearman
+
+    model, tok = load_embedder(tmp_path / "ft")
+    assert model.heads["embed"].top_pcs == k
+    assert round(sts_spearman(model, tok, read_scored_pairs(d / "sts-dev.csv"), 32), 2) == results["spearman"]
+    assert_user_error(capsys, ["finetune", "--task-type", "embedding", "--model", d / "mlm", "--train", d / "sts-train.csv",
+                               "--valid", d / "sts-dev.csv", "--out", tmp_path / "bad", "embedding.remove_top_pcs=-2"],
+                      "embedding.remove_top_pcs must be >= 0")

@@ -57,19 +57,44 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None, how: str) ->
 
 class EmbeddingHead(nn.Module):
     """Sentence embeddings: pool ([CLS] or mean) [-> linear projection to `dim`]. Not normalised here:
-    the cosine objectives and the `embed` command normalise."""
+    the cosine objectives and the `embed` command normalise.
 
-    def __init__(self, cfg: ModelConfig, pooling: str = "mean", dim: int = 0):
+    Optional post-processing, "all-but-the-top" (Mu & Viswanath 2018): with `top_pcs` = k > 0 the embedding is
+    L2-normalised, centred and stripped of its projection on k fixed directions (the top principal components of
+    the training sentences' embeddings, fitted after training: `set_top_components`). Until they are set the
+    buffers are zero and the head is the plain one (k = 0 is the plain head).
+    """
+
+    def __init__(self, cfg: ModelConfig, pooling: str = "mean", dim: int = 0, top_pcs: int = 0):
         super().__init__()
         self.pooling = pooling
         self.proj = nn.Linear(cfg.d_model, dim) if dim else None
         if self.proj is not None:
             nn.init.normal_(self.proj.weight, 0.0, cfg.init_std)
             nn.init.zeros_(self.proj.bias)
+        out = dim or cfg.d_model
+        self.top_pcs = top_pcs
+        if top_pcs:
+            self.register_buffer("center", torch.zeros(out))
+            self.register_buffer("components", torch.zeros(top_pcs, out))
+
+    def set_top_components(self, center: torch.Tensor, components: torch.Tensor) -> None:
+        """Install the post-processing: `center` (D,), `components` (k, D) orthonormal rows; k = 0 removes it."""
+        for name in ("center", "components"):
+            if name in self._buffers:
+                del self._buffers[name]
+        self.top_pcs = int(components.shape[0])
+        if self.top_pcs:
+            self.register_buffer("center", center.detach().clone().float())
+            self.register_buffer("components", components.detach().clone().float())
 
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         pooled = pool(hidden, attention_mask, self.pooling)  # (B, D)
-        return self.proj(pooled) if self.proj is not None else pooled
+        out = self.proj(pooled) if self.proj is not None else pooled
+        if self.top_pcs:
+            out = F.normalize(out.float(), dim=-1) - self.center
+            out = out - (out @ self.components.T) @ self.components
+        return out
 
 
 class SequenceClassificationHead(nn.Module):

@@ -23,7 +23,9 @@ from budgetlm.errors import UserError
 from budgetlm.models import EmbeddingHead, Model, count_parameters
 from budgetlm.models.io import model_meta, save_model
 from budgetlm.stages.common import load_any_model, prepare_run_dir
-from budgetlm.tasks.embedding import EmbeddingBatches, build_embedding_data, embedding_step, sts_spearman
+from budgetlm.tasks.embedding import (
+    EmbeddingBatches, build_embedding_data, embed, embedding_step, encode_texts, sts_spearman,
+)
 from budgetlm.tokenizer import load_tokenizer
 from budgetlm.train.logs import plot_loss
 from budgetlm.train.loop import train
@@ -131,9 +133,22 @@ def finetune_embedding(cfg: FinetuneConfig, model_path: str | Path, run_dir: str
     if test is not None:
         results["test_spearman"] = round(sts_spearman(model, tok, test, max_len), 2)
         results["test_file"] = test_file
+    if emb.remove_top_pcs:  # after the plain figures, which stay in results as *_raw
+        from budgetlm.tasks.embedding_postprocess import fit_all_but_the_top
+
+        raw = {f"{k}_raw": results[k] for k in ("spearman", "test_spearman") if k in results}
+        post = fit_all_but_the_top(model, lambda texts: embed(model, encode_texts(tok, texts, max_len)).numpy(),
+                                   data.texts, valid, emb.remove_top_pcs)
+        results.update(raw, **post, spearman=evaluate(model)["spearman"])
+        if test is not None:
+            results["test_spearman"] = round(sts_spearman(model, tok, test, max_len), 2)
+        print(f"all-but-the-top: removed {post['remove_top_pcs']} direction(s); dev Spearman "
+              f"{raw['spearman_raw']} -> {results['spearman']}", file=sys.stderr)
     results.update({"steps": state.step, "train_seconds": round(state.elapsed, 1), "valid_file": valid_file,
                     "scratch": scratch, "pretrained": str(model_path), **teacher_info})
-    save_model(model, run_dir / "model", model_meta(model, "embedder", embedding={"pooling": emb.pooling, "dim": emb.dim},
+    head = model.heads["embed"]
+    save_model(model, run_dir / "model", model_meta(model, "embedder", embedding={"pooling": emb.pooling, "dim": emb.dim,
+                                                                                   "top_pcs": head.top_pcs},
                                                       stage="finetune", results=results), tok_file)
     write_json(run_dir / "results.json", results)
     plot_loss(run_dir)
