@@ -61,8 +61,8 @@ class EmbeddingHead(nn.Module):
 
     Optional post-processing, "all-but-the-top" (Mu & Viswanath 2018): with `top_pcs` = k > 0 the embedding is
     L2-normalised, centred and stripped of its projection on k fixed directions (the top principal components of
-    the training sentences' embeddings, fitted after training: `set_top_components`). Until they are set the
-    buffers are zero and the head is the plain one (k = 0 is the plain head).
+    the training sentences' embeddings, fitted after training: `set_top_components`). While the buffers are zero
+    the output only differs from the plain head's by its length, which every cosine ignores; k = 0 is the plain head.
     """
 
     def __init__(self, cfg: ModelConfig, pooling: str = "mean", dim: int = 0, top_pcs: int = 0):
