@@ -84,6 +84,7 @@ HOSTILE_FILES = {
     # sentence-pair classification
     "pairs-ragged.tsv": b"sentence1\tsentence2\tlabel\nthe cat\tthe dog\t1\nthe king leaves\t0\n",
     "pairs-unseen.tsv": b"sentence1\tsentence2\tlabel\nthe cat\tthe dog\t1\nthe king\tthe queen\t2\n",
+    "pairs-one-label.tsv": b"sentence1\tsentence2\tlabel\n" + b"the cat\tthe dog\t1\n" * 12,
     # regression
     "reg-train.tsv": b"sentence\tscore\n" + b"".join(b"the %s cat sees a dog .\t%.1f\n" % (a, v) for a, v in
                                                    [(b"old", 0.5), (b"young", 3.8), (b"dark", 1.2), (b"happy", 4.4)] * 4),
@@ -218,6 +219,10 @@ def embed(d, model="pre", file="valid.txt", out="out.npy", extra=()):
 
 def similar(d, model="pre", query="the cat sees a dog", file="valid.txt", extra=()):
     return ["similar", d / model, query, d / file, *extra]
+
+
+def probe(d, model="pre", train="pairs-train.tsv", test="pairs-train.tsv", extra=()):
+    return ["probe", d / model, "--train", d / train, *(["--test", d / test] if test else []), *extra]
 
 
 def generate(d, model="dec", extra=("--prompt", "the cat")):
@@ -463,6 +468,19 @@ CASES = [
     ("embed: read-only --out", lambda d: embed(d)[:-1] + ["/sys/budgetlm-embed.npy"], ["/sys/budgetlm-embed.npy: cannot write the embeddings"]),
     ("embed: --batch-size 0", lambda d: embed(d, extra=["--batch-size", "0"]), ["--batch-size must be >= 1"]),
     # --- similar
+    ("probe: missing model", lambda d: probe(d, model="nope"), ["{d}/nope: model path not found"]),
+    ("probe: pickle-only model", lambda d: probe(d, model="pickled-mlm"), PICKLE_REFUSED),
+    ("probe: a decoder", lambda d: probe(d, model="dec"), ["{d}/dec: sentence embeddings need an encoder"]),
+    ("probe: missing training file", lambda d: probe(d, train="nope.tsv"), ["{d}/nope.tsv: file not found"]),
+    ("probe: no --test", lambda d: probe(d, test=""), ["the probe reports test figures: give --test FILE"]),
+    ("probe: one text column", lambda d: probe(d, train="train.tsv"), ["{d}/train.tsv: pair classification needs a second text column"]),
+    ("probe: test row missing its second text", lambda d: probe(d, test="pairs-ragged.tsv"), ["{d}/pairs-ragged.tsv:3: expected 3 columns"]),
+    ("probe: test label unseen in training", lambda d: probe(d, test="pairs-unseen.tsv"), ["{d}/pairs-unseen.tsv:3: label '2' does not occur in the training data"]),
+    ("probe: one label only", lambda d: probe(d, train="pairs-one-label.tsv", test="pairs-one-label.tsv"), ["the probe needs two labels or more"]),
+    ("probe: 50 MB row", lambda d: probe(d, test="long-line-pairs.tsv"), ["{d}/long-line-pairs.tsv:1: row is too long"]),
+    ("probe: --folds 1", lambda d: probe(d, extra=["--folds", "1"]), ["the probe needs folds >= 2"]),
+    ("probe: --out is a directory", lambda d: probe(d, extra=["--out", d / "a-directory"]), ["{d}/a-directory: --out is a directory"]),
+    ("probe: --batch-size 0", lambda d: probe(d, extra=["--batch-size", "0"]), ["--batch-size must be >= 1"]),
     ("similar: missing model", lambda d: similar(d, model="nope"), ["{d}/nope: model path not found"]),
     ("similar: a plain file", lambda d: similar(d, model="a-file"), ["{d}/a-file: is a file"]),
     ("similar: pickle-only model", lambda d: similar(d, model="pickled-mlm"), PICKLE_REFUSED),
@@ -522,7 +540,7 @@ CASES = [
 
 
 # stages that write one file or a report: a refusal leaves no trace of --out at all
-LEAVES_NOTHING = {"tokenizer", "pmi-vocab", "evaluate", "embed", "similar", "generate", "tag", "export", "fill-mask"}
+LEAVES_NOTHING = {"tokenizer", "pmi-vocab", "evaluate", "embed", "similar", "probe", "generate", "tag", "export", "fill-mask"}
 FINISHED = ("results.json", "model", "report.md", "report.json", "report.png")
 
 
@@ -723,6 +741,8 @@ TRUST = {
                  lambda d, m, out: _finetuned(d / "trust" / f"ft-{m}")),
     "evaluate": (lambda d, m: evaluate(d, model=m, out=d / "trust" / f"ev-{m}"),
                  lambda d, m, out: json.loads((d / "trust" / f"ev-{m}" / "report.json").read_text())["average"]),
+    "probe": (lambda d, m: probe(d, model=m, extra=["--out", d / "trust" / f"probe-{m}.json"]),
+              lambda d, m, out: json.loads((d / "trust" / f"probe-{m}.json").read_text())["test_accuracy"]),
     "tag": (lambda d, m: ["tag", d / m, "the king sees the river ."], None),  # no transformers token-classification import
 }
 
