@@ -12,22 +12,18 @@ import argparse
 import time
 
 import torch
+from tokenizers import Tokenizer
 
 from budgetlm.data.pairs import read_pair_file
 from budgetlm.data.root import in_root
+from budgetlm.tasks.embedding import build_embedding_data
 from budgetlm.tasks.teacher import Teacher
 
 
-def distill_sentences() -> list[str]:
-    texts: dict[str, None] = {}
-    for parts in [("stsb", "sts-train.csv"), ("mrpc", "msr_paraphrase_train.txt")]:
-        src = read_pair_file(str(in_root(*parts)), 4.0)
-        for pair in [*src.scored, *src.positives]:
-            texts.setdefault(pair[0])
-            texts.setdefault(pair[1])
-        for t in src.sentences:
-            texts.setdefault(t)
-    return list(texts)
+def distill_sentences(teacher: Teacher) -> list[str]:
+    """The unique sentences the distillation preset embeds, assembled as finetune_embedding assembles them."""
+    sources = [read_pair_file(str(in_root(*parts)), 4.0) for parts in [("stsb", "sts-train.csv"), ("mrpc", "msr_paraphrase_train.txt")]]
+    return build_embedding_data(sources, Tokenizer.from_file(str(teacher.path / "tokenizer.json")), teacher.max_len).texts
 
 
 def main() -> None:
@@ -36,7 +32,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0, help="embed only the first N sentences (0 = all)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    texts = distill_sentences()
+    texts = distill_sentences(Teacher("minilm"))
     texts = texts[: args.limit] if args.limit else texts
     print(f"{len(texts):,} sentences, {args.threads} thread(s)")
     out, cpu = {}, {}

@@ -467,7 +467,7 @@ CASES = [
     ("embed: --out is a directory", lambda d: embed(d, out="a-directory.npy"), ["{d}/a-directory.npy: --out is a directory"]),
     ("embed: read-only --out", lambda d: embed(d)[:-1] + ["/sys/budgetlm-embed.npy"], ["/sys/budgetlm-embed.npy: cannot write the embeddings"]),
     ("embed: --batch-size 0", lambda d: embed(d, extra=["--batch-size", "0"]), ["--batch-size must be >= 1"]),
-    # --- similar
+    # --- probe
     ("probe: missing model", lambda d: probe(d, model="nope"), ["{d}/nope: model path not found"]),
     ("probe: pickle-only model", lambda d: probe(d, model="pickled-mlm"), PICKLE_REFUSED),
     ("probe: a decoder", lambda d: probe(d, model="dec"), ["{d}/dec: sentence embeddings need an encoder"]),
@@ -481,6 +481,7 @@ CASES = [
     ("probe: --folds 1", lambda d: probe(d, extra=["--folds", "1"]), ["the probe needs folds >= 2"]),
     ("probe: --out is a directory", lambda d: probe(d, extra=["--out", d / "a-directory"]), ["{d}/a-directory: --out is a directory"]),
     ("probe: --batch-size 0", lambda d: probe(d, extra=["--batch-size", "0"]), ["--batch-size must be >= 1"]),
+    # --- similar
     ("similar: missing model", lambda d: similar(d, model="nope"), ["{d}/nope: model path not found"]),
     ("similar: a plain file", lambda d: similar(d, model="a-file"), ["{d}/a-file: is a file"]),
     ("similar: pickle-only model", lambda d: similar(d, model="pickled-mlm"), PICKLE_REFUSED),
