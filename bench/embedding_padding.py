@@ -1,5 +1,5 @@
-"""Padding in embedding-training batches, random vs length-grouped (`data.group_by_length`): padded positions
-per real token over N batches of the STS-B + MRPC training sentences (the distillation preset's data).
+"""Padding in embedding-training batches, random vs length-grouped (`data.group_by_length`): positions after
+padding per real token over N batches of the STS-B + MRPC training sentences (the distillation preset's data).
 
     BUDGETLM_DATA=/work/shared/data PYTHONPATH=. python bench/embedding_padding.py --tokenizer T.json [--batch-size 32]
 """
@@ -35,7 +35,7 @@ def main() -> None:
         for _ in range(args.batches):
             mask = next(batches)["distill"]["a"]["attention_mask"]
             real, slots = real + int(mask.sum()), slots + mask.numel()
-        print(f"{'length-grouped' if grouped else 'random':>14}: {slots / real:.2f} padded positions per real token "
+        print(f"{'length-grouped' if grouped else 'random':>14}: {slots / real:.2f} positions per real token after padding "
               f"({real / args.batches:.0f} real tokens per batch)")
 
 

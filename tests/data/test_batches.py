@@ -90,6 +90,19 @@ def test_length_grouping_cuts_padding_and_keeps_batches_random():
     assert len(set(longest_first)) > 2  # batch order is shuffled, not longest- (or shortest-) first
 
 
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(20, 400), batch_size=st.integers(2, 9), seed=st.integers(0, 1000))
+def test_length_grouped_batches_stay_whole_after_the_first_epoch(n, batch_size, seed):
+    """Each batch is one run of a length-sorted group (longest first), except the batch that straddles each
+    epoch boundary when n is not a multiple of the batch: the next epoch must start its batches after it."""
+    lengths = np.random.default_rng(seed).integers(1, 60, n)
+    sampler = EpochSampler(n, batch_size, seed, lengths=lengths)
+    epochs = 4
+    batches = [sampler.next_indices() for _ in range(epochs * n // batch_size)]
+    unsorted = sum(bool(np.any(np.diff(lengths[b]) > 0)) for b in batches)
+    assert unsorted <= epochs
+
+
 @settings(max_examples=30, deadline=None)
 @given(n=st.integers(1, 200), batch_size=st.integers(1, 7), seed=st.integers(0, 1000), before=st.integers(0, 40))
 def test_length_grouped_sampler_resumes_the_identical_sequence(n, batch_size, seed, before):
