@@ -13,7 +13,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e '.[test,onnx,teacher]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[test,onnx,teacher,embeddings]'
 	touch $(STAMP)
 
 quickstart: setup

@@ -179,7 +179,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="also write the figures to this .json file")
     _add_trust_pickle(p)
 
-    p = sub.add_parser("export", help="export a model for transformers")
+    p = sub.add_parser("export", help="export a model for transformers (an embedding model: for sentence-transformers)",
+                       description="Write a model as a transformers directory that loads offline with its stock class "
+                                   "(AutoModelForMaskedLM, ...ForSequenceClassification, ...ForCausalLM, "
+                                   "...ForSeq2SeqLM). An embedding model becomes a sentence-transformers directory: "
+                                   "the encoder as its transformers class, then pooling, projection and "
+                                   "post-processing as sentence-transformers modules. Every export is checked "
+                                   "against the budgetlm model on a probe batch before it is kept.")
     p.add_argument("run_dir", help="run dir or model dir")
     p.add_argument("--format", choices=["hf"], default="hf")
     p.add_argument("--out", required=True)
@@ -302,9 +308,14 @@ def run(args) -> int:
         print(json.dumps(results, indent=2))
     elif args.command == "export":
         from budgetlm.export.hf import export_hf
+        from budgetlm.export.hf_families import EXPORT_NOTE
 
         out = export_hf(args.run_dir, args.out, trust_pickle=args.trust_pickle)
-        print(f"exported to {out} (load with transformers.AutoModel*.from_pretrained)")
+        if json.loads((out / EXPORT_NOTE).read_text())["kind"] == "embedder":
+            print(f"exported to {out} (load with sentence_transformers.SentenceTransformer; the encoder alone "
+                  "with transformers.AutoModel)")
+        else:
+            print(f"exported to {out} (load with transformers.AutoModel*.from_pretrained)")
     elif args.command == "generate":
         from budgetlm.stages.generate import generate_text, read_prompt
 

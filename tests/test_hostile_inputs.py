@@ -162,6 +162,11 @@ def fx(tmp_path_factory, write_text_files):
     (d / "no-weights" / "model.safetensors").unlink()
     (d / "kindless-config" / "config.json").write_text('{"format": "budgetlm", "model": {}}')
     _pickled_exports(d)
+    st_dense = d / "st-dense"  # a sentence-transformers dir whose pipeline projects after pooling
+    shutil.copytree(d / "hf-mlm", st_dense)
+    (st_dense / "modules.json").write_text(json.dumps([
+        {"idx": i, "name": str(i), "path": path, "type": f"sentence_transformers.models.{name}"}
+        for i, (name, path) in enumerate([("Transformer", ""), ("Pooling", "1_Pooling"), ("Dense", "2_Dense")])]))
     return d
 
 
@@ -451,6 +456,8 @@ CASES = [
     ("embed: truncated weights", lambda d: embed(d, model="truncated-weights"), ["{d}/truncated-weights/model.safetensors: cannot read weights"]),
     ("embed: pickle-only model", lambda d: embed(d, model="pickled-mlm"), PICKLE_REFUSED),
     ("embed: a decoder", lambda d: embed(d, model="dec"), ["{d}/dec: sentence embeddings need an encoder"]),
+    ("embed: sentence-transformers dir with a Dense layer", lambda d: embed(d, model="st-dense"),
+     ["{d}/st-dense: a sentence-transformers model: its pipeline adds Dense after the transformer"]),
     ("embed: missing file", lambda d: embed(d, file="nope.txt"), ["{d}/nope.txt: file not found"]),
     ("embed: file is a directory", lambda d: embed(d, file="a-directory"), ["{d}/a-directory: is a directory"]),
     ("embed: empty file", lambda d: embed(d, file="empty.txt"), ["{d}/empty.txt: file is empty"]),
@@ -531,6 +538,8 @@ CASES = [
     ("export: model dir without weights", lambda d: ["export", d / "no-weights", "--out", d / "out"], ["{d}/no-weights: a budgetlm model directory without its weights"]),
     ("export: onto the model itself", lambda d: ["export", d / "pre", "--out", d / "pre" / "model"], ["the export directory must differ from the model directory"]),
     ("export: a plain file", lambda d: ["export", d / "a-file", "--out", d / "out"], ["{d}/a-file: not a budgetlm run"]),
+    ("export: sentence-transformers dir with a Dense layer", lambda d: ["export", d / "st-dense", "--out", d / "out"],
+     ["{d}/st-dense: a sentence-transformers model: its pipeline adds Dense after the transformer"]),
     ("fill-mask: pickle-only model", lambda d: ["fill-mask", d / "pickled-mlm", "a [MASK] ."], PICKLE_REFUSED),
     ("fill-mask: a decoder", lambda d: ["fill-mask", d / "dec", "a [MASK] ."], ["no masked-LM head (kind: clm)"]),
     ("fill-mask: not a model", lambda d: ["fill-mask", d / "not-a-model", "a [MASK] ."], ["{d}/not-a-model: not a budgetlm run"]),

@@ -47,6 +47,8 @@ from budgetlm.tokenizer import CLS, MASK, PAD, SEP, conform_tokenizer_json, save
 
 def _export_state(model: Model, family: Family, kind: str) -> dict[str, torch.Tensor]:
     ours = {k: v.detach() for k, v in model.state_dict().items()}
+    if kind == "encoder":  # the bare backbone: any head stays behind (an embedder's goes to sentence-transformers)
+        ours = {k: v for k, v in ours.items() if not k.startswith("heads.")}
     cfg, out, used = model.cfg, {}, set()
     for r in family.rules(cfg, kind):
         t = ours.get(r.ours)
@@ -66,6 +68,8 @@ def _export_state(model: Model, family: Family, kind: str) -> dict[str, torch.Te
     left = sorted(set(ours) - used)
     if left:  # a weight we do not export would silently change the outputs
         raise RuntimeError(f"{family.name} export leaves budgetlm weights unmapped: {left[:5]}")
+    if kind == "encoder":  # a bare backbone's keys lack the prefix its *For* classes give them
+        out = {k.removeprefix(family.base_prefix): v for k, v in out.items()}
     return {k: v.contiguous().clone() for k, v in out.items()}
 
 
@@ -98,6 +102,8 @@ def to_hf(model: Model, meta: dict, verify: bool = True):
     family, config = hf_config(model, meta)
     kind = meta["kind"]
     hf = getattr(transformers, family.classes[kind])(config)
+    if kind == "encoder" and getattr(hf, "pooler", None) is not None:
+        hf.pooler = None  # BertModel's [CLS] pooler: no budgetlm weights, and sentence embeddings do not use it
     hf.load_state_dict(_export_state(model, family, kind), strict=True)  # every HF parameter filled
     if kind == "mlm" or (kind == "clm" and model.cfg.tie_embeddings):
         # save_pretrained drops the tied output weight: it must *be* the input embedding
@@ -126,11 +132,12 @@ def verify_parity(model: Model, hf, kind: str, token_types: bool = True, atol: f
     was_training = model.training
     model.eval()
     try:
-        theirs = hf(**kwargs).logits
+        out = hf(**kwargs)
+        theirs = out.last_hidden_state if kind == "encoder" else out.logits
         ours = budgetlm_logits(model, kind, ids, mask)
     finally:
         model.train(was_training)
-    if kind in ("mlm", "clm"):
+    if kind in ("mlm", "clm", "encoder"):
         theirs = theirs[mask.bool()]
     diff = (ours - theirs).abs().max().item()
     if not diff <= atol * max(1.0, ours.abs().max().item()):
@@ -142,10 +149,13 @@ def verify_parity(model: Model, hf, kind: str, token_types: bool = True, atol: f
 
 
 def budgetlm_logits(model: Model, kind: str, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """MLM, CLM: (N, V) logits at the N positions where mask == 1; classifier: (B, num_labels)."""
+    """MLM, CLM: (N, V) logits at the N positions where mask == 1; encoder: (N, D) hidden states there;
+    classifier: (B, num_labels)."""
     if kind == "clm":  # right padding: causal attention never reaches the pads after a real token
         return model.heads["lm"](model.decoder(ids)[mask.bool()], model.decoder.tok_emb.weight)
     h = model.encoder(ids, None, mask)  # (B, T, D); no token types = segment 0, as HF's zeros
+    if kind == "encoder":
+        return h[mask.bool()]
     if kind == "mlm":
         return model.heads["mlm"](h[mask.bool()], model.encoder.tok_emb.weight)
     return model.heads["cls"](h, mask)
@@ -175,25 +185,14 @@ def export_hf(model_dir: str | Path, out_dir: str | Path, verify: bool = True, t
         tok_file = src / TOKENIZER
     else:
         model, meta, tok_file = load_any(src, trust_pickle)
-    if meta["kind"] == "seq2seq":  # encoder-decoders map onto BART / mBART (export/hf_seq2seq.py)
-        from budgetlm.export import hf_seq2seq
-
-        hf = hf_seq2seq.to_hf(model, verify=verify)
-        family_name, architecture, token_types = hf_seq2seq.select_family(model.cfg).name, type(hf).__name__, False
-    else:
-        hf = to_hf(model, meta, verify=verify)
-        family = select_family(model.cfg, meta["kind"], head_of(meta))
-        family_name, architecture, token_types = family.name, family.classes[meta["kind"]], family.type_key is not None
-
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    hf.save_pretrained(str(tmp))  # safetensors
-    save_for_transformers(tok_file, tmp, model.cfg.max_seq_len, decoder=meta["kind"] == "clm")
-    if not token_types:  # so `model(**tokenizer(...))` does not pass token_type_ids to ModernBERT, BART or GPT-2
-        tc = tmp / "tokenizer_config.json"
-        names = {"model_input_names": ["input_ids", "attention_mask"]}
-        tc.write_text(json.dumps({**json.loads(tc.read_text()), **names}, indent=2))
+    try:
+        family_name, architecture = _write_export(model, meta, tok_file, tmp, verify)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     note = {
         "source": str(src.resolve()),
         "source_budgetlm_version": meta.get("budgetlm_version"),
@@ -205,6 +204,35 @@ def export_hf(model_dir: str | Path, out_dir: str | Path, verify: bool = True, t
     (tmp / EXPORT_NOTE).write_text(json.dumps(note, indent=2))
     replace_dir(tmp, out)
     return out
+
+
+def _write_export(model: Model, meta: dict, tok_file: Path, out: Path, verify: bool) -> tuple[str, str]:
+    """Write the export of `model` into the empty dir `out`; (family name, architecture) for the export note."""
+    if meta["kind"] == "embedder":  # a sentence-transformers pipeline around the bare encoder
+        from budgetlm.export.sentence_transformers import save_sentence_transformer
+
+        return save_sentence_transformer(model, meta, tok_file, out, verify=verify)
+    if meta["kind"] == "seq2seq":  # encoder-decoders map onto BART / mBART (export/hf_seq2seq.py)
+        from budgetlm.export import hf_seq2seq
+
+        hf = hf_seq2seq.to_hf(model, verify=verify)
+        family_name, architecture, token_types = hf_seq2seq.select_family(model.cfg).name, type(hf).__name__, False
+    else:
+        hf = to_hf(model, meta, verify=verify)
+        family = select_family(model.cfg, meta["kind"], head_of(meta))
+        family_name, architecture, token_types = family.name, family.classes[meta["kind"]], family.type_key is not None
+    save_hf_dir(hf, tok_file, out, model.cfg.max_seq_len, decoder=meta["kind"] == "clm", token_types=token_types)
+    return family_name, architecture
+
+
+def save_hf_dir(hf, tok_file: Path, out: Path, max_len: int, decoder: bool = False, token_types: bool = True) -> None:
+    """A transformers model and budgetlm's tokenizer -> `out` (safetensors weights, tokenizer files)."""
+    hf.save_pretrained(str(out))  # safetensors
+    save_for_transformers(tok_file, out, max_len, decoder=decoder)
+    if not token_types:  # so `model(**tokenizer(...))` does not pass token_type_ids to ModernBERT, BART or GPT-2
+        tc = out / "tokenizer_config.json"
+        names = {"model_input_names": ["input_ids", "attention_mask"]}
+        tc.write_text(json.dumps({**json.loads(tc.read_text()), **names}, indent=2))
 
 
 # ----------------------------------------------------------------------------------------------- HF -> budgetlm
@@ -294,6 +322,13 @@ def from_hf(hf_dir: str | Path, trust_pickle: bool = False) -> tuple[Model, dict
     if raw.get("is_encoder_decoder"):
         raise UserError(f"reading transformers encoder-decoders ({raw.get('model_type')}) back into budgetlm is not "
                         "supported; use the budgetlm model directory the export came from", path=str(p))
+    from budgetlm.export.sentence_transformers import pipeline_problem
+
+    problem = pipeline_problem(p)
+    if problem:
+        raise UserError(f"a sentence-transformers model: {problem}; budgetlm would read only the transformer "
+                        "(mean-pooled), which changes its embeddings. Load it with sentence_transformers, or use "
+                        "the budgetlm model directory it was exported from", path=str(p))
     family = FAMILIES.get(raw.get("model_type"))
     if family is None:
         raise UserError(f"model_type {raw.get('model_type')!r} is not supported; budgetlm reads: "

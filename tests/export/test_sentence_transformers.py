@@ -1,0 +1,155 @@
+"""Embedding models export as sentence-transformers directories whose `encode` gives `budgetlm embed`'s vectors."""
+
+import json
+import sys
+
+import pytest
+import torch
+from tokenizers import Tokenizer
+
+from budgetlm.config import ModelConfig
+from budgetlm.errors import UserError
+from budgetlm.export import sentence_transformers as st_export
+from budgetlm.export.hf import EXPORT_NOTE, export_hf, load_any
+from budgetlm.models import EmbeddingHead, Model
+from budgetlm.models.io import model_meta, save_model
+from budgetlm.tasks.embedding import embed, encode_texts
+from budgetlm.tokenizer import load_tokenizer
+
+sentence_transformers = pytest.importorskip("sentence_transformers")
+
+ARCHS = {  # ModelConfig fields that pick the backbone's transformers family
+    "bert": dict(norm_position="post", position="learned", glu=False, bias=True, embedding_norm=True, type_vocab_size=2),
+    "roberta-prelayernorm": dict(norm_position="pre", position="learned", glu=False, bias=True, embedding_norm=True,
+                                 type_vocab_size=0),
+    "modernbert": dict(norm_position="pre", position="rope", glu=True, bias=False, embedding_norm=True,
+                       first_block_norm=False, type_vocab_size=0, rope_theta=500.0),
+}
+# head id -> (pooling, projection dim, all-but-the-top directions)
+HEADS = {"mean-proj-abtt": ("mean", 24, 3), "cls": ("cls", 0, 0), "mean-plain": ("mean", 0, 0)}
+TEXTS = ["the cat sat on the mat", "a dog", "big red bird flew over the green house quickly", "the small tree",
+         "Tree HOUSE, 42 birds!"]
+
+
+def tiny_embedder(arch: str, head_id: str, vocab_size: int, seed: int = 0) -> tuple[Model, dict]:
+    cfg = ModelConfig(vocab_size=vocab_size, d_model=32, n_layers=2, n_heads=4, d_ff=64, max_seq_len=16, **ARCHS[arch])
+    cfg.validate()
+    pooling, dim, k = HEADS[head_id]
+    torch.manual_seed(seed)
+    model = Model(cfg, {"embed": EmbeddingHead(cfg, pooling, dim)})
+    with torch.no_grad():  # every parameter nudged, so no LayerNorm is trivially 1 / 0
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    head = model.heads["embed"]
+    if k:
+        out = dim or cfg.d_model
+        components = torch.linalg.qr(torch.randn(out, k))[0].T  # (k, out), orthonormal rows
+        head.set_top_components(0.1 * torch.randn(out), components)
+    meta = model_meta(model, "embedder", embedding={"pooling": pooling, "dim": dim, "top_pcs": head.top_pcs})
+    return model.eval(), meta
+
+
+@pytest.fixture(scope="module")
+def exported(tokenizer_file, tmp_path_factory):
+    """(arch, head id) -> (model, budgetlm dir, export dir), exported once (with the export's own check)."""
+    vocab_size = Tokenizer.from_file(str(tokenizer_file)).get_vocab_size()
+    cache = {}
+
+    def make(arch: str, head_id: str):
+        if (arch, head_id) not in cache:
+            model, meta = tiny_embedder(arch, head_id, vocab_size)
+            src = save_model(model, tmp_path_factory.mktemp(f"{arch}-{head_id}") / "model", meta, tokenizer_file)
+            cache[arch, head_id] = (model, src, export_hf(src, src.parent / "st"))
+        return cache[arch, head_id]
+
+    return make
+
+
+@pytest.mark.parametrize("head_id", list(HEADS))
+@pytest.mark.parametrize("arch", list(ARCHS))
+def test_sentence_transformers_encode_equals_budgetlm_embed(arch, head_id, exported, tokenizer_file):
+    model, src, out = exported(arch, head_id)
+    st = sentence_transformers.SentenceTransformer(str(out), device="cpu", local_files_only=True)
+    theirs = st.encode(TEXTS, convert_to_tensor=True).float()  # its own tokenizer, padding and pipeline
+    ours = embed(model, encode_texts(load_tokenizer(tokenizer_file), TEXTS, model.cfg.max_seq_len))
+    assert theirs.shape == ours.shape == (len(TEXTS), HEADS[head_id][1] or model.cfg.d_model)
+    assert torch.allclose(theirs, ours, atol=1e-5)
+    assert torch.allclose(theirs.norm(dim=-1), torch.ones(len(TEXTS)), atol=1e-5)
+
+
+def test_export_note_and_pipeline_layout(exported):
+    _, _, out = exported("modernbert", "mean-proj-abtt")
+    note = json.loads((out / EXPORT_NOTE).read_text())
+    assert note["kind"] == "embedder" and note["architecture"] == "SentenceTransformer(ModernBertModel)"
+    names = [m["type"].rsplit(".", 1)[-1] for m in json.loads((out / "modules.json").read_text())]
+    assert names == ["Transformer", "Pooling", "Dense", "Normalize", "Dense", "Normalize"]
+    assert not (out / "_encoder").exists()
+    from transformers import AutoModel
+
+    assert type(AutoModel.from_pretrained(str(out))).__name__ == "ModernBertModel"  # the encoder alone loads too
+
+
+def test_all_but_the_top_becomes_one_affine_layer():
+    cfg = ModelConfig(vocab_size=20, d_model=8, n_layers=1, n_heads=2, d_ff=16, max_seq_len=8)
+    head = EmbeddingHead(cfg, "mean", 6)
+    u = torch.linalg.qr(torch.randn(6, 2))[0].T
+    head.set_top_components(torch.randn(6), u)
+    hidden, mask = torch.randn(3, 4, 8), torch.ones(3, 4)
+    (w1, b1), (w2, b2) = st_export.affine_of_head(head)
+    x = torch.nn.functional.normalize(hidden.mean(1) @ w1.T + b1, dim=-1)
+    assert torch.allclose(x @ w2.T + b2, head(hidden, mask), atol=1e-6)
+
+
+def test_a_wrong_pipeline_is_caught_and_nothing_is_left(exported, tmp_path, monkeypatch):
+    _, src, _ = exported("bert", "mean-proj-abtt")
+    real = st_export.affine_of_head
+    monkeypatch.setattr(st_export, "affine_of_head", lambda head: [(w, b + 0.5) for w, b in real(head)])
+    with pytest.raises(UserError, match="does not reproduce its embeddings"):
+        export_hf(src, tmp_path / "st")
+    assert not (tmp_path / "st").exists() and not (tmp_path / "st.tmp").exists()
+
+
+def test_missing_sentence_transformers_is_a_clear_error(exported, tmp_path, monkeypatch):
+    _, src, _ = exported("bert", "cls")
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)  # import fails
+    with pytest.raises(UserError, match=r"pip install 'budgetlm\[embeddings\]'"):
+        export_hf(src, tmp_path / "st")
+    assert not (tmp_path / "st.tmp").exists()
+
+
+def test_reading_back_refuses_what_it_would_drop_and_reads_a_plain_pipeline(exported, tokenizer_file):
+    _, _, out = exported("modernbert", "mean-proj-abtt")
+    with pytest.raises(UserError, match="pipeline adds Dense, Dense after the transformer"):
+        load_any(out)
+    _, _, cls_out = exported("bert", "cls")
+    with pytest.raises(UserError, match="pools with"):
+        load_any(cls_out)
+    model, _, out = exported("roberta-prelayernorm", "mean-plain")  # Transformer -> mean -> Normalize
+    back, meta, tok = load_any(out)
+    assert meta["kind"] == "encoder"
+    ids = encode_texts(load_tokenizer(tokenizer_file), TEXTS, model.cfg.max_seq_len)
+    assert torch.allclose(embed(back, ids), embed(model, ids), atol=1e-5)
+
+
+def test_the_teacher_refuses_a_pipeline_it_would_not_reproduce(exported):
+    from budgetlm.tasks.teacher import Teacher
+
+    _, _, out = exported("modernbert", "mean-proj-abtt")
+    with pytest.raises(UserError, match="the teacher is run as its transformer"):
+        Teacher(str(out))
+
+
+def test_pipeline_problem_reads_old_and_new_pooling_configs(tmp_path):
+    assert st_export.pipeline_problem(tmp_path) is None  # not a sentence-transformers dir
+    (tmp_path / "1_Pooling").mkdir()
+    (tmp_path / "modules.json").write_text(json.dumps([
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]))
+    for cfg, problem in [({"pooling_mode_mean_tokens": True, "pooling_mode_cls_token": False}, None),
+                         ({"pooling_mode_mean_tokens": False, "pooling_mode_max_tokens": True}, "pools with ['max']"),
+                         ({"pooling_mode": "mean"}, None), ({"pooling_mode": "lasttoken"}, "pools with lasttoken")]:
+        (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps(cfg))
+        got = st_export.pipeline_problem(tmp_path)
+        assert got is None if problem is None else problem in got
+    (tmp_path / "modules.json").write_text("{not json")
+    assert "cannot be read" in st_export.pipeline_problem(tmp_path)
