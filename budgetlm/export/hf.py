@@ -211,7 +211,7 @@ def _write_export(model: Model, meta: dict, tok_file: Path, out: Path, verify: b
     if meta["kind"] == "embedder":  # a sentence-transformers pipeline around the bare encoder
         from budgetlm.export.sentence_transformers import save_sentence_transformer
 
-        return save_sentence_transformer(model, meta, tok_file, out, verify=verify)
+        return save_sentence_transformer(model, tok_file, out, verify=verify)
     if meta["kind"] == "seq2seq":  # encoder-decoders map onto BART / mBART (export/hf_seq2seq.py)
         from budgetlm.export import hf_seq2seq
 

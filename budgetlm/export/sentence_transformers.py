@@ -55,7 +55,7 @@ def affine_of_head(head) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return out
 
 
-def save_sentence_transformer(model: Model, meta: dict, tok_file: Path, out: Path, verify: bool = True,
+def save_sentence_transformer(model: Model, tok_file: Path, out: Path, verify: bool = True,
                               atol: float = 1e-4) -> tuple[str, str]:
     """Write `model` (kind embedder) as a sentence-transformers directory into `out`; (family, architecture)."""
     from budgetlm.export.hf import save_hf_dir, to_hf
