@@ -117,7 +117,7 @@ def saved_model(tokenizer_file, tmp_path_factory):
 def exported(saved_model):
     """case id -> (model, meta, budgetlm dir, transformers export dir), exported once.
 
-    verify=False: these tests compare logits themselves (and ModernBERT does not pass the self-check yet).
+    verify=False: these tests compare logits themselves (the self-check has its own test below).
     """
     cache = {}
 
