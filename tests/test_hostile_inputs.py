@@ -162,11 +162,13 @@ def fx(tmp_path_factory, write_text_files):
     (d / "no-weights" / "model.safetensors").unlink()
     (d / "kindless-config" / "config.json").write_text('{"format": "budgetlm", "model": {}}')
     _pickled_exports(d)
-    st_dense = d / "st-dense"  # a sentence-transformers dir whose pipeline projects after pooling
-    shutil.copytree(d / "hf-mlm", st_dense)
-    (st_dense / "modules.json").write_text(json.dumps([
+    st_odd = d / "st-layernorm"  # a sentence-transformers dir whose pipeline budgetlm's embedding head cannot hold
+    shutil.copytree(d / "hf-mlm", st_odd)
+    (st_odd / "1_Pooling").mkdir()
+    (st_odd / "1_Pooling" / "config.json").write_text('{"pooling_mode_mean_tokens": true}')
+    (st_odd / "modules.json").write_text(json.dumps([
         {"idx": i, "name": str(i), "path": path, "type": f"sentence_transformers.models.{name}"}
-        for i, (name, path) in enumerate([("Transformer", ""), ("Pooling", "1_Pooling"), ("Dense", "2_Dense")])]))
+        for i, (name, path) in enumerate([("Transformer", ""), ("Pooling", "1_Pooling"), ("LayerNorm", "2_LayerNorm")])]))
     return d
 
 
@@ -456,8 +458,8 @@ CASES = [
     ("embed: truncated weights", lambda d: embed(d, model="truncated-weights"), ["{d}/truncated-weights/model.safetensors: cannot read weights"]),
     ("embed: pickle-only model", lambda d: embed(d, model="pickled-mlm"), PICKLE_REFUSED),
     ("embed: a decoder", lambda d: embed(d, model="dec"), ["{d}/dec: sentence embeddings need an encoder"]),
-    ("embed: sentence-transformers dir with a Dense layer", lambda d: embed(d, model="st-dense"),
-     ["{d}/st-dense: a sentence-transformers model: its pipeline adds Dense after the transformer"]),
+    ("embed: sentence-transformers dir with a LayerNorm module", lambda d: embed(d, model="st-layernorm"),
+     ["{d}/st-layernorm: a sentence-transformers model whose pipeline (Transformer -> Pooling -> LayerNorm) budgetlm cannot represent"]),
     ("embed: missing file", lambda d: embed(d, file="nope.txt"), ["{d}/nope.txt: file not found"]),
     ("embed: file is a directory", lambda d: embed(d, file="a-directory"), ["{d}/a-directory: is a directory"]),
     ("embed: empty file", lambda d: embed(d, file="empty.txt"), ["{d}/empty.txt: file is empty"]),
@@ -538,8 +540,8 @@ CASES = [
     ("export: model dir without weights", lambda d: ["export", d / "no-weights", "--out", d / "out"], ["{d}/no-weights: a budgetlm model directory without its weights"]),
     ("export: onto the model itself", lambda d: ["export", d / "pre", "--out", d / "pre" / "model"], ["the export directory must differ from the model directory"]),
     ("export: a plain file", lambda d: ["export", d / "a-file", "--out", d / "out"], ["{d}/a-file: not a budgetlm run"]),
-    ("export: sentence-transformers dir with a Dense layer", lambda d: ["export", d / "st-dense", "--out", d / "out"],
-     ["{d}/st-dense: a sentence-transformers model: its pipeline adds Dense after the transformer"]),
+    ("export: sentence-transformers dir with a LayerNorm module", lambda d: ["export", d / "st-layernorm", "--out", d / "out"],
+     ["{d}/st-layernorm: a sentence-transformers model whose pipeline (Transformer -> Pooling -> LayerNorm) budgetlm cannot represent"]),
     ("fill-mask: pickle-only model", lambda d: ["fill-mask", d / "pickled-mlm", "a [MASK] ."], PICKLE_REFUSED),
     ("fill-mask: a decoder", lambda d: ["fill-mask", d / "dec", "a [MASK] ."], ["no masked-LM head (kind: clm)"]),
     ("fill-mask: not a model", lambda d: ["fill-mask", d / "not-a-model", "a [MASK] ."], ["{d}/not-a-model: not a budgetlm run"]),

@@ -322,13 +322,9 @@ def from_hf(hf_dir: str | Path, trust_pickle: bool = False) -> tuple[Model, dict
     if raw.get("is_encoder_decoder"):
         raise UserError(f"reading transformers encoder-decoders ({raw.get('model_type')}) back into budgetlm is not "
                         "supported; use the budgetlm model directory the export came from", path=str(p))
-    from budgetlm.export.sentence_transformers import pipeline_problem
+    from budgetlm.export.sentence_transformers import read_pipeline
 
-    problem = pipeline_problem(p)
-    if problem:
-        raise UserError(f"a sentence-transformers model: {problem}; budgetlm would read only the transformer "
-                        "(mean-pooled), which changes its embeddings. Load it with sentence_transformers, or use "
-                        "the budgetlm model directory it was exported from", path=str(p))
+    embedding_head = read_pipeline(p)  # a sentence-transformers pipeline adds pooling, projection, ...
     family = FAMILIES.get(raw.get("model_type"))
     if family is None:
         raise UserError(f"model_type {raw.get('model_type')!r} is not supported; budgetlm reads: "
@@ -363,9 +359,15 @@ def from_hf(hf_dir: str | Path, trust_pickle: bool = False) -> tuple[Model, dict
     if kind == "classifier":
         extra = dict(head=head_kw, labels=[hf.id2label[i] for i in range(hf.num_labels)])
         from_dict(HeadConfig, head_kw, prefix="head.").validate()
+    state = _import_state(hf_state, family, cfg, kind)
+    if embedding_head is not None:  # the encoder becomes an embedding model with that head
+        if kind != "encoder":
+            raise UserError(f"a sentence-transformers pipeline around a {family.classes[kind]}; budgetlm reads "
+                            "one around a bare encoder", path=str(p))
+        kind, (extra["embedding"], head_state) = "embedder", embedding_head
+        state.update({f"heads.embed.{k}": v for k, v in head_state.items()})
     meta = dict(kind=kind, model=dataclasses.asdict(cfg), **extra)
     model = build_from_meta(meta)
-    state = _import_state(hf_state, family, cfg, kind)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:

@@ -12,6 +12,9 @@ sentence embeddings load anyway, built and saved by the sentence-transformers li
 
 `SentenceTransformer(out).encode(texts)` then equals `budgetlm embed` (L2-normalised); the export loads the
 result back with sentence-transformers and compares the two on a few sentences before it is kept.
+
+Read back (`read_pipeline`, used by the transformers import), such a pipeline becomes the EmbeddingHead again;
+one the head cannot represent is refused rather than silently reduced to its transformer.
 """
 
 from __future__ import annotations
@@ -100,31 +103,104 @@ def check_parity(model: Model, tok_file: Path, out: Path, atol: float = 1e-4) ->
     return diff
 
 
-def pipeline_problem(model_dir: Path) -> str | None:
-    """For a sentence-transformers directory (one with modules.json): what its pipeline does beyond mean pooling
-    and normalisation, which is all budgetlm reproduces when it reads the transformer in it (`embed` mean-pools a
-    bare encoder; the distillation teacher does the same). None for a plain transformers directory, or when the
-    pipeline is only Transformer -> Pooling(mean) [-> Normalize], as all-MiniLM-L6-v2's is."""
+def _modules(model_dir: Path) -> list[tuple[str, Path]] | None:
+    """[(module class name, its directory)] from modules.json, or None for a plain transformers directory."""
     spec = Path(model_dir) / "modules.json"
     if not spec.is_file():
         return None
     try:
-        entries = json.loads(spec.read_text())
-        names = [e["type"].rsplit(".", 1)[-1] for e in entries]
-        paths = [e.get("path", "") for e in entries]
+        return [(e["type"].rsplit(".", 1)[-1], Path(model_dir) / e.get("path", "")) for e in json.loads(spec.read_text())]
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
-        return f"its modules.json cannot be read ({e})"
-    extra = [n for n in names if n not in ("Transformer", "Pooling", "Normalize")]
-    if extra:
-        return f"its pipeline adds {', '.join(extra)} after the transformer"
-    for name, path in zip(names, paths):
-        if name == "Pooling":
-            try:
-                cfg = json.loads((Path(model_dir) / path / "config.json").read_text())
-            except (OSError, ValueError) as e:
-                return f"its pooling config cannot be read ({e})"
-            mode = cfg.get("pooling_mode") or [k.removeprefix("pooling_mode_").removesuffix("_tokens")
-                                                for k, v in cfg.items() if k.startswith("pooling_mode_") and v]
-            if mode not in ("mean", ["mean"]):
-                return f"it pools with {mode}, not the mean over tokens"
-    return None
+        raise UserError(f"a sentence-transformers directory whose modules.json cannot be read ({e})",
+                        path=str(spec)) from None
+
+
+def _pooling_mode(path: Path) -> str:
+    try:
+        cfg = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot read the pooling config ({e})", path=str(path / "config.json")) from None
+    modes = cfg.get("pooling_mode") or [k.removeprefix("pooling_mode_").removesuffix("_tokens").removesuffix("_token")
+                                        for k, v in cfg.items() if k.startswith("pooling_mode_") and v]
+    return modes if isinstance(modes, str) else "+".join(modes)
+
+
+def _dense(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """(weight, bias) of a Dense module with identity activation; UserError for anything else."""
+    from safetensors.torch import load_file
+
+    try:
+        cfg = json.loads((path / "config.json").read_text())
+        tensors = load_file(str(path / "model.safetensors"))
+    except (OSError, ValueError) as e:  # a missing file, bad JSON, or not safetensors (older versions pickled)
+        raise UserError(f"cannot read the Dense module ({str(e).splitlines()[0]}); budgetlm reads its weights "
+                        "from model.safetensors only", path=str(path)) from None
+    if not str(cfg.get("activation_function", "")).endswith("Identity") or "linear.bias" not in tensors:
+        raise UserError(f"a Dense module with activation {cfg.get('activation_function')} (bias: "
+                        f"{'linear.bias' in tensors}); budgetlm's embedding head is linear with a bias", path=str(path))
+    return tensors["linear.weight"].float(), tensors["linear.bias"].float()
+
+
+def _top_components(a: torch.Tensor, b: torch.Tensor, path: Path, tol: float = 1e-4) -> tuple[torch.Tensor, torch.Tensor]:
+    """(center, components) of all-but-the-top from its affine form x -> A x + b, A = I - U^T U, b = -A center."""
+    eig, vec = torch.linalg.eigh((a + a.T) / 2)
+    u = vec[:, eig < 0.5].T  # (k, D): the removed directions
+    if a.shape[0] != a.shape[1] or not torch.allclose(a, torch.eye(a.shape[0]) - u.T @ u, atol=tol) \
+            or not torch.allclose(a @ b, b, atol=tol):
+        raise UserError("a second Dense module that is not all-but-the-top post-processing (I - U^T U, bias in its "
+                        "range); budgetlm's embedding head cannot represent it", path=str(path))
+    return -b, u
+
+
+def read_pipeline(model_dir: Path) -> tuple[dict, dict[str, torch.Tensor]] | None:
+    """What a sentence-transformers directory does after its transformer, as budgetlm's EmbeddingHead:
+    (embedding meta {pooling, dim, top_pcs}, the head's state dict), or None when there is nothing to add
+    (a plain transformers directory, or Transformer -> Pooling(mean) [-> Normalize], as all-MiniLM-L6-v2).
+
+    Readable pipelines are the ones `save_sentence_transformer` writes: Pooling (mean or CLS), then optionally
+    Dense (identity activation) and Normalize, then optionally Dense (all-but-the-top) and Normalize. Anything
+    else raises UserError: budgetlm would otherwise read only the transformer and change the embeddings."""
+    modules = _modules(model_dir)
+    if modules is None:
+        return None
+    names = [n for n, _ in modules]
+    refuse = (f"a sentence-transformers model whose pipeline ({' -> '.join(names)}) budgetlm cannot represent; "
+              "load it with sentence_transformers, or use the budgetlm model directory it was exported from")
+    if names[:2] != ["Transformer", "Pooling"]:
+        raise UserError(refuse, path=str(model_dir))
+    pooling = _pooling_mode(modules[1][1])
+    if pooling not in ("mean", "cls"):
+        raise UserError(f"it pools with {pooling}, not the mean over tokens or [CLS]; " + refuse, path=str(model_dir))
+    rest = [(n, p) for n, p in modules[2:]]
+    while rest and rest[-1][0] == "Normalize":  # a final normalisation changes no cosine
+        rest.pop()
+    shape = [n for n, _ in rest]
+    dense = [p for n, p in rest if n == "Dense"]
+    if shape not in ([], ["Dense"], ["Normalize", "Dense"], ["Dense", "Normalize", "Dense"]):
+        raise UserError(refuse, path=str(model_dir))
+    if not dense and pooling == "mean":
+        return None
+    state, dim, top_pcs = {}, 0, 0
+    if shape[:1] == ["Dense"]:
+        w, b = _dense(dense.pop(0))
+        state.update({"proj.weight": w, "proj.bias": b})
+        dim = w.shape[0]
+    if dense:
+        a, b = _dense(dense[0])
+        center, components = _top_components(a, b, dense[0])
+        state.update({"center": center, "components": components})
+        top_pcs = components.shape[0]
+    return {"pooling": pooling, "dim": dim, "top_pcs": top_pcs}, state
+
+
+def pipeline_problem(model_dir: Path) -> str | None:
+    """Why a sentence-transformers directory is not just its transformer, mean-pooled and normalised (what the
+    distillation teacher computes), or None."""
+    try:
+        head = read_pipeline(model_dir)
+    except UserError as e:
+        return e.args[0] if e.args else str(e)
+    if head is None:
+        return None
+    meta, _ = head
+    return f"its pipeline adds an embedding head (pooling {meta['pooling']}, dim {meta['dim']}, top_pcs {meta['top_pcs']})"

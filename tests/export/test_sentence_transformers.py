@@ -117,16 +117,17 @@ def test_missing_sentence_transformers_is_a_clear_error(exported, tmp_path, monk
     assert not (tmp_path / "st.tmp").exists()
 
 
-def test_reading_back_refuses_what_it_would_drop_and_reads_a_plain_pipeline(exported, tokenizer_file):
-    _, _, out = exported("modernbert", "mean-proj-abtt")
-    with pytest.raises(UserError, match="pipeline adds Dense, Dense after the transformer"):
-        load_any(out)
-    _, _, cls_out = exported("bert", "cls")
-    with pytest.raises(UserError, match="pools with"):
-        load_any(cls_out)
-    model, _, out = exported("roberta-prelayernorm", "mean-plain")  # Transformer -> mean -> Normalize
-    back, meta, tok = load_any(out)
-    assert meta["kind"] == "encoder"
+@pytest.mark.parametrize("arch, head_id, kind", [("modernbert", "mean-proj-abtt", "embedder"), ("bert", "cls", "embedder"),
+                                              ("roberta-prelayernorm", "mean-plain", "encoder")])
+def test_an_export_reads_back_with_its_head(arch, head_id, kind, exported, tokenizer_file):
+    """budgetlm reads the pipeline back into an EmbeddingHead (a plain mean pipeline stays a bare encoder, which
+    `embed` mean-pools): the model it loads embeds like the one that was exported."""
+    model, _, out = exported(arch, head_id)
+    back, meta, _ = load_any(out)
+    assert meta["kind"] == kind
+    if kind == "embedder":
+        pooling, dim, k = HEADS[head_id]
+        assert meta["embedding"] == {"pooling": pooling, "dim": dim, "top_pcs": k}
     ids = encode_texts(load_tokenizer(tokenizer_file), TEXTS, model.cfg.max_seq_len)
     assert torch.allclose(embed(back, ids), embed(model, ids), atol=1e-5)
 
@@ -135,21 +136,54 @@ def test_the_teacher_refuses_a_pipeline_it_would_not_reproduce(exported):
     from budgetlm.tasks.teacher import Teacher
 
     _, _, out = exported("modernbert", "mean-proj-abtt")
-    with pytest.raises(UserError, match="the teacher is run as its transformer"):
+    with pytest.raises(UserError, match="the teacher is run as its transformer.*adds an embedding head"):
         Teacher(str(out))
 
 
-def test_pipeline_problem_reads_old_and_new_pooling_configs(tmp_path):
-    assert st_export.pipeline_problem(tmp_path) is None  # not a sentence-transformers dir
-    (tmp_path / "1_Pooling").mkdir()
-    (tmp_path / "modules.json").write_text(json.dumps([
-        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]))
-    for cfg, problem in [({"pooling_mode_mean_tokens": True, "pooling_mode_cls_token": False}, None),
-                         ({"pooling_mode_mean_tokens": False, "pooling_mode_max_tokens": True}, "pools with ['max']"),
-                         ({"pooling_mode": "mean"}, None), ({"pooling_mode": "lasttoken"}, "pools with lasttoken")]:
-        (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps(cfg))
-        got = st_export.pipeline_problem(tmp_path)
-        assert got is None if problem is None else problem in got
+def _write_pipeline(d, modules: list[tuple[str, str]], pooling: dict | None = None):
+    (d / "modules.json").write_text(json.dumps([{"idx": i, "name": str(i), "path": path, "type": f"sentence_transformers.models.{name}"}
+                                                for i, (name, path) in enumerate(modules)]))
+    if pooling is not None:
+        (d / "1_Pooling").mkdir(exist_ok=True)
+        (d / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
+
+
+def test_read_pipeline_reads_old_and_new_pooling_configs_and_refuses_the_rest(tmp_path):
+    assert st_export.read_pipeline(tmp_path) is None  # not a sentence-transformers dir
+    plain = [("Transformer", ""), ("Pooling", "1_Pooling")]
+    for pooling, expected in [({"pooling_mode_mean_tokens": True, "pooling_mode_cls_token": False}, None),
+                              ({"pooling_mode": "mean"}, None),
+                              ({"pooling_mode_cls_token": True}, {"pooling": "cls", "dim": 0, "top_pcs": 0}),
+                              ({"pooling_mode_mean_tokens": False, "pooling_mode_max_tokens": True}, "pools with max"),
+                              ({"pooling_mode": "lasttoken"}, "pools with lasttoken")]:
+        _write_pipeline(tmp_path, plain + [("Normalize", "2_Normalize")], pooling)
+        if isinstance(expected, str):
+            with pytest.raises(UserError, match=expected):
+                st_export.read_pipeline(tmp_path)
+        else:
+            got = st_export.read_pipeline(tmp_path)
+            assert (got if got is None else got[0]) == expected
+    _write_pipeline(tmp_path, plain + [("Dense", "2_Dense")], {"pooling_mode": "mean"})  # no weights there
+    with pytest.raises(UserError, match="cannot read the Dense module"):
+        st_export.read_pipeline(tmp_path)
+    _write_pipeline(tmp_path, plain + [("Normalize", "2"), ("Normalize", "3"), ("Dense", "4")])
+    with pytest.raises(UserError, match="budgetlm cannot represent"):
+        st_export.read_pipeline(tmp_path)
     (tmp_path / "modules.json").write_text("{not json")
-    assert "cannot be read" in st_export.pipeline_problem(tmp_path)
+    with pytest.raises(UserError, match="cannot be read"):
+        st_export.read_pipeline(tmp_path)
+
+
+def test_a_dense_module_that_is_not_all_but_the_top_is_refused(tmp_path):
+    from safetensors.torch import save_file
+
+    _write_pipeline(tmp_path, [("Transformer", ""), ("Pooling", "1_Pooling"), ("Normalize", "2"), ("Dense", "3_Dense")],
+                    {"pooling_mode": "mean"})
+    (tmp_path / "3_Dense").mkdir()
+    (tmp_path / "3_Dense" / "config.json").write_text(json.dumps({"activation_function": "torch.nn.modules.linear.Identity"}))
+    save_file({"linear.weight": torch.randn(4, 4), "linear.bias": torch.zeros(4)}, str(tmp_path / "3_Dense" / "model.safetensors"))
+    with pytest.raises(UserError, match="not all-but-the-top"):
+        st_export.read_pipeline(tmp_path)
+    (tmp_path / "3_Dense" / "config.json").write_text(json.dumps({"activation_function": "torch.nn.modules.activation.Tanh"}))
+    with pytest.raises(UserError, match="activation torch.nn.modules.activation.Tanh"):
+        st_export.read_pipeline(tmp_path)
