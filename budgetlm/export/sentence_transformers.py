@@ -143,12 +143,14 @@ def _dense(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _top_components(a: torch.Tensor, b: torch.Tensor, path: Path, tol: float = 1e-4) -> tuple[torch.Tensor, torch.Tensor]:
     """(center, components) of all-but-the-top from its affine form x -> A x + b, A = I - U^T U, b = -A center."""
+    problem = UserError("a second Dense module that is not all-but-the-top post-processing (I - U^T U, bias in its "
+                        "range); budgetlm's embedding head cannot represent it", path=str(path))
+    if a.ndim != 2 or a.shape[0] != a.shape[1] or b.shape != a.shape[:1]:
+        raise problem
     eig, vec = torch.linalg.eigh((a + a.T) / 2)
     u = vec[:, eig < 0.5].T  # (k, D): the removed directions
-    if a.shape[0] != a.shape[1] or not torch.allclose(a, torch.eye(a.shape[0]) - u.T @ u, atol=tol) \
-            or not torch.allclose(a @ b, b, atol=tol):
-        raise UserError("a second Dense module that is not all-but-the-top post-processing (I - U^T U, bias in its "
-                        "range); budgetlm's embedding head cannot represent it", path=str(path))
+    if not torch.allclose(a, torch.eye(a.shape[0]) - u.T @ u, atol=tol) or not torch.allclose(a @ b, b, atol=tol):
+        raise problem
     return -b, u
 
 
@@ -171,7 +173,7 @@ def read_pipeline(model_dir: Path) -> tuple[dict, dict[str, torch.Tensor]] | Non
     pooling = _pooling_mode(modules[1][1])
     if pooling not in ("mean", "cls"):
         raise UserError(f"it pools with {pooling}, not the mean over tokens or [CLS]; " + refuse, path=str(model_dir))
-    rest = [(n, p) for n, p in modules[2:]]
+    rest = list(modules[2:])
     while rest and rest[-1][0] == "Normalize":  # a final normalisation changes no cosine
         rest.pop()
     shape = [n for n, _ in rest]

@@ -184,6 +184,9 @@ def test_a_dense_module_that_is_not_all_but_the_top_is_refused(tmp_path):
     save_file({"linear.weight": torch.randn(4, 4), "linear.bias": torch.zeros(4)}, str(tmp_path / "3_Dense" / "model.safetensors"))
     with pytest.raises(UserError, match="not all-but-the-top"):
         st_export.read_pipeline(tmp_path)
+    save_file({"linear.weight": torch.randn(4, 6), "linear.bias": torch.zeros(4)}, str(tmp_path / "3_Dense" / "model.safetensors"))
+    with pytest.raises(UserError, match="not all-but-the-top"):  # not square
+        st_export.read_pipeline(tmp_path)
     (tmp_path / "3_Dense" / "config.json").write_text(json.dumps({"activation_function": "torch.nn.modules.activation.Tanh"}))
     with pytest.raises(UserError, match="activation torch.nn.modules.activation.Tanh"):
         st_export.read_pipeline(tmp_path)
