@@ -309,7 +309,8 @@ def _import_state(hf_state: dict, family: Family, cfg: ModelConfig, kind: str) -
 
 
 def from_hf(hf_dir: str | Path, trust_pickle: bool = False) -> tuple[Model, dict]:
-    """transformers dir (one of FAMILIES, MaskedLM or SequenceClassification) -> (budgetlm Model, meta)."""
+    """transformers dir (one of FAMILIES, MaskedLM or SequenceClassification, or a bare backbone) -> (budgetlm
+    Model, meta). A sentence-transformers dir around a bare backbone becomes an embedder with its pipeline's head."""
     p = Path(hf_dir)
     try:
         raw = json.loads((p / CONFIG).read_text())
