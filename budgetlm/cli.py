@@ -186,9 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "the encoder as its transformers class, then pooling, projection and "
                                    "post-processing as sentence-transformers modules. Every export is checked "
                                    "against the budgetlm model on a probe batch before it is kept.")
-    p.add_argument("run_dir", help="run dir or model dir")
+    p.add_argument("run_dir", help="run dir, model dir, or a transformers / sentence-transformers dir (re-exported)")
     p.add_argument("--format", choices=["hf"], default="hf")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="the export directory (replaced only if it is an earlier export)")
     _add_trust_pickle(p)
 
     p = sub.add_parser("generate", help="continue a prompt with a decoder (streams the continuation)",
