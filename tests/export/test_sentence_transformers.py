@@ -16,7 +16,7 @@ from budgetlm.models.io import model_meta, save_model
 from budgetlm.tasks.embedding import embed, encode_texts
 from budgetlm.tokenizer import load_tokenizer
 
-sentence_transformers = pytest.importorskip("sentence_transformers")
+import sentence_transformers  # installed by `make test` (the embeddings extra); its absence is tested by monkeypatching
 
 ARCHS = {  # ModelConfig fields that pick the backbone's transformers family
     "bert": dict(norm_position="post", position="learned", glu=False, bias=True, embedding_norm=True, type_vocab_size=2),
