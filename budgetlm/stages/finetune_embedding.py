@@ -98,6 +98,9 @@ def finetune_embedding(cfg: FinetuneConfig, model_path: str | Path, run_dir: str
         if emb.distill_loss == "mse" and out_dim != teacher.dim:
             raise UserError(f"embedding.distill_loss=mse compares {out_dim}-d student and {teacher.dim}-d teacher "
                             f"embeddings; set embedding.dim={teacher.dim} or embedding.distill_loss=similarity")
+        if emb.distill_contrastive_weight and out_dim != teacher.dim:
+            raise UserError(f"embedding.distill_contrastive_weight compares {out_dim}-d student and {teacher.dim}-d "
+                            f"teacher embeddings; set embedding.dim={teacher.dim} or embedding.distill_contrastive_weight=0")
         data.distill = list(range(len(data.texts)))
         data.teacher = cached_teacher_embeddings(teacher, data.texts)
         teacher_info = {"teacher": str(teacher.path), "teacher_sentences": len(data.texts),

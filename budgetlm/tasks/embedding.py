@@ -6,7 +6,10 @@ A training step sums up to four losses, each on its own batch of `train.batch_si
     scored    STS-style pairs with a 0-5 score         objectives.contrastive.cosent / cosine_mse
     pairs     positive pairs, in-batch negatives        info_nce (temperature, margin, bidirectional)
     simcse    raw sentences, each encoded twice         info_nce: dropout noise is the only augmentation
-    distill   sentences with teacher embeddings         distill_mse / similarity_matching
+    distill   sentences with teacher embeddings         distill_mse / similarity_matching, plus (with
+                                                        distill_contrastive_weight) info_nce(student, teacher):
+                                                        each student embedding must pick out its own teacher
+                                                        embedding among the batch's (contrastive distillation)
 """
 
 from __future__ import annotations
@@ -155,7 +158,11 @@ def embedding_step(model, batch: dict, cfg: EmbeddingConfig) -> tuple[torch.Tens
             a, b = _two_views(model, sub["a"], sub["a"])
             loss = cfg.contrastive_weight * info_nce(a, b, cfg.temperature, cfg.margin, cfg.bidirectional)
         else:
-            loss = cfg.distill_weight * DISTILL_LOSSES[cfg.distill_loss](sentence_embeddings(model, sub["a"]), sub["teacher"])
+            student = sentence_embeddings(model, sub["a"])
+            loss = cfg.distill_weight * DISTILL_LOSSES[cfg.distill_loss](student, sub["teacher"])
+            if cfg.distill_contrastive_weight:
+                loss = loss + cfg.distill_contrastive_weight * info_nce(student, sub["teacher"], cfg.temperature,
+                                                                        bidirectional=cfg.bidirectional)
         total = total + loss
         extra[f"{name}_loss"] = round(float(loss.detach()), 5)
         n_tokens += sum(int(v["attention_mask"].sum()) for v in sub.values() if isinstance(v, dict))

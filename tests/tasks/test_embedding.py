@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from budgetlm.config import EmbeddingConfig
 from budgetlm.data.pairs import PairData
 from budgetlm.models import EmbeddingHead, Model
 from budgetlm.tasks.embedding import (
-    EmbeddingBatches, build_embedding_data, embed, embedding_step, spearman_of_cosines,
+    EmbeddingBatches, build_embedding_data, embed, embedding_step, sentence_embeddings, spearman_of_cosines,
 )
 
 
@@ -94,6 +95,28 @@ def test_embedding_step_learns(data, tiny_model_config):
     assert set(extra) == {"scored_loss", "pairs_loss", "simcse_loss", "distill_loss"}
     assert n_tokens == sum(int(b["attention_mask"].sum()) for sub in batch.values() for b in sub.values() if isinstance(b, dict))
     assert min(losses[-5:]) < 0.6 * losses[0]
+
+
+def test_contrastive_distillation_adds_info_nce_against_the_teacher(data, tiny_model_config):
+    """distill loss = distill_weight * mse(student, teacher) + w * InfoNCE(student_i picks teacher_i), by hand."""
+    torch.manual_seed(0)
+    cfg = tiny_model_config()
+    model = Model(cfg, {"embed": EmbeddingHead(cfg, "mean", 8)}).eval()
+    batch = {"distill": next(EmbeddingBatches(data, 6, 0, {"distill": 1}))["distill"]}
+    student = F.normalize(sentence_embeddings(model, batch["distill"]["a"]).float(), dim=-1)
+    teacher = F.normalize(batch["distill"]["teacher"].float(), dim=-1)
+    mse = ((student - teacher) ** 2).sum(-1).mean() / 2
+    logits = student @ teacher.T / 0.1
+    rows = -torch.log_softmax(logits, dim=1).diagonal().mean()  # student i -> teacher i
+    cols = -torch.log_softmax(logits, dim=0).diagonal().mean()  # teacher i -> student i
+    plain, _, _ = embedding_step(model, batch, EmbeddingConfig(distill_weight=2.0, temperature=0.1))
+    torch.testing.assert_close(plain, 2 * mse)
+    both, _, _ = embedding_step(model, batch, EmbeddingConfig(distill_weight=2.0, temperature=0.1,
+                                                              distill_contrastive_weight=0.5))
+    torch.testing.assert_close(both, 2 * mse + 0.5 * (rows + cols) / 2)
+    one_way, _, _ = embedding_step(model, batch, EmbeddingConfig(distill_weight=2.0, temperature=0.1, bidirectional=False,
+                                                                 distill_contrastive_weight=0.5))
+    torch.testing.assert_close(one_way, 2 * mse + 0.5 * rows)
 
 
 def test_embed_order_and_norm(data, tiny_model_config):
