@@ -5,7 +5,7 @@ sentence embeddings load anyway, built and saved by the sentence-transformers li
 
     Transformer   the bare encoder as its stock transformers class (BertModel, ModernBertModel, ...)
     Pooling       mean over real tokens, or [CLS] (the model's embedding.pooling)
-    Dense         the projection to embedding.dim, identity activation (when the model has one)
+    Dense         the projection to embedding.dim, with the head's activation (identity, or tanh as in LaBSE)
     Normalize
     Dense         all-but-the-top (embedding.remove_top_pcs): x -> A (x - center), A = I - U^T U, as one
     Normalize     affine layer on the normalised embedding (when the model has it)
@@ -27,6 +27,7 @@ import torch
 
 from budgetlm.errors import UserError
 from budgetlm.models import Model
+from budgetlm.models.heads import EMBEDDING_ACTIVATIONS
 
 PROBE_TEXTS = ("A man is playing a guitar.", "Two dogs run across a snowy field!", "The stock market fell 3% on Monday.",
                "ok")
@@ -72,8 +73,9 @@ def save_sentence_transformer(model: Model, tok_file: Path, out: Path, verify: b
     save_hf_dir(hf, tok_file, staging, model.cfg.max_seq_len, token_types=family.type_key is not None)
     layers = [modules.Transformer(str(staging), max_seq_length=model.cfg.max_seq_len),
               modules.Pooling(model.cfg.d_model, pooling_mode=head.pooling)]
-    for w, b in affine_of_head(head):
-        layers += [modules.Dense(w.shape[1], w.shape[0], bias=True, activation_function=torch.nn.Identity(),
+    for i, (w, b) in enumerate(affine_of_head(head)):
+        act = head.act if i == 0 and head.proj is not None else torch.nn.Identity()  # all-but-the-top is affine
+        layers += [modules.Dense(w.shape[1], w.shape[0], bias=True, activation_function=act,
                                  init_weight=w, init_bias=b), modules.Normalize()]
     if not isinstance(layers[-1], modules.Normalize):
         layers.append(modules.Normalize())
@@ -125,8 +127,9 @@ def _pooling_mode(path: Path) -> str:
     return modes if isinstance(modes, str) else "+".join(modes)
 
 
-def _dense(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    """(weight, bias) of a Dense module with identity activation; UserError for anything else."""
+def _dense(path: Path, activations: tuple[str, ...] = ("identity",)) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """(weight, bias, activation) of a Dense module with a bias and one of `activations` (names of
+    EMBEDDING_ACTIVATIONS); UserError for anything else."""
     from safetensors.torch import load_file
 
     try:
@@ -135,10 +138,14 @@ def _dense(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     except (OSError, ValueError) as e:  # a missing file, bad JSON, or not safetensors (older versions pickled)
         raise UserError(f"cannot read the Dense module ({str(e).splitlines()[0]}); budgetlm reads its weights "
                         "from model.safetensors only", path=str(path)) from None
-    if not str(cfg.get("activation_function", "")).endswith("Identity") or "linear.bias" not in tensors:
+    act = {cls.__name__: name for name, cls in EMBEDDING_ACTIVATIONS.items()}.get(
+        str(cfg.get("activation_function", "")).rsplit(".", 1)[-1])
+    if act not in activations or "linear.bias" not in tensors:
+        allowed = " or ".join(EMBEDDING_ACTIVATIONS[a].__name__ for a in activations)
         raise UserError(f"a Dense module with activation {cfg.get('activation_function')} (bias: "
-                        f"{'linear.bias' in tensors}); budgetlm's embedding head is linear with a bias", path=str(path))
-    return tensors["linear.weight"].float(), tensors["linear.bias"].float()
+                        f"{'linear.bias' in tensors}); budgetlm's embedding head reads a Dense with a bias and "
+                        f"activation {allowed} here", path=str(path))
+    return tensors["linear.weight"].float(), tensors["linear.bias"].float(), act
 
 
 def _top_components(a: torch.Tensor, b: torch.Tensor, path: Path, tol: float = 1e-4) -> tuple[torch.Tensor, torch.Tensor]:
@@ -160,7 +167,7 @@ def read_pipeline(model_dir: Path) -> tuple[dict, dict[str, torch.Tensor]] | Non
     (a plain transformers directory, or Transformer -> Pooling(mean) [-> Normalize], as all-MiniLM-L6-v2).
 
     Readable pipelines are the ones `save_sentence_transformer` writes: Pooling (mean or CLS), then optionally
-    Dense (identity activation) and Normalize, then optionally Dense (all-but-the-top) and Normalize. Anything
+    Dense (identity or tanh activation, as LaBSE) and Normalize, then optionally Dense (all-but-the-top) and Normalize. Anything
     else raises UserError: budgetlm would otherwise read only the transformer and change the embeddings."""
     modules = _modules(model_dir)
     if modules is None:
@@ -182,17 +189,17 @@ def read_pipeline(model_dir: Path) -> tuple[dict, dict[str, torch.Tensor]] | Non
         raise UserError(refuse, path=str(model_dir))
     if not dense and pooling == "mean":
         return None
-    state, dim, top_pcs = {}, 0, 0
+    state, dim, top_pcs, activation = {}, 0, 0, "identity"
     if shape[:1] == ["Dense"]:
-        w, b = _dense(dense.pop(0))
+        w, b, activation = _dense(dense.pop(0), tuple(EMBEDDING_ACTIVATIONS))
         state.update({"proj.weight": w, "proj.bias": b})
         dim = w.shape[0]
     if dense:
-        a, b = _dense(dense[0])
+        a, b, _ = _dense(dense[0])
         center, components = _top_components(a, b, dense[0])
         state.update({"center": center, "components": components})
         top_pcs = components.shape[0]
-    return {"pooling": pooling, "dim": dim, "top_pcs": top_pcs}, state
+    return {"pooling": pooling, "dim": dim, "top_pcs": top_pcs, "activation": activation}, state
 
 
 def pipeline_problem(model_dir: Path) -> str | None:

@@ -55,9 +55,14 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None, how: str) ->
     return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
 
 
+# activation after the embedding head's projection: identity for the heads budgetlm trains; tanh as in LaBSE's
+# sentence-transformers pipeline (Dense with Tanh), so such models import and export unchanged
+EMBEDDING_ACTIVATIONS = {"identity": nn.Identity, "tanh": nn.Tanh}
+
+
 class EmbeddingHead(nn.Module):
-    """Sentence embeddings: pool ([CLS] or mean) [-> linear projection to `dim`]. Not normalised here:
-    the cosine objectives and the `embed` command normalise.
+    """Sentence embeddings: pool ([CLS] or mean) [-> linear projection to `dim` -> `activation`]. Not normalised
+    here: the cosine objectives and the `embed` command normalise.
 
     Optional post-processing, "all-but-the-top" (Mu & Viswanath 2018): with `top_pcs` = k > 0 the embedding is
     L2-normalised, centred and stripped of its projection on k fixed directions (the top principal components of
@@ -65,9 +70,16 @@ class EmbeddingHead(nn.Module):
     the output only differs from the plain head's by its length, which every cosine ignores; k = 0 is the plain head.
     """
 
-    def __init__(self, cfg: ModelConfig, pooling: str = "mean", dim: int = 0, top_pcs: int = 0):
+    def __init__(self, cfg: ModelConfig, pooling: str = "mean", dim: int = 0, top_pcs: int = 0,
+                 activation: str = "identity"):
         super().__init__()
+        if activation not in EMBEDDING_ACTIVATIONS:
+            raise ValueError(f"embedding activation {activation!r}; known: {', '.join(EMBEDDING_ACTIVATIONS)}")
+        if activation != "identity" and not dim:
+            raise ValueError("an embedding activation needs a projection (dim > 0)")
         self.pooling = pooling
+        self.activation = activation
+        self.act = EMBEDDING_ACTIVATIONS[activation]()  # no parameters: the state dict is the same
         self.proj = nn.Linear(cfg.d_model, dim) if dim else None
         if self.proj is not None:
             nn.init.normal_(self.proj.weight, 0.0, cfg.init_std)
@@ -90,7 +102,7 @@ class EmbeddingHead(nn.Module):
 
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         pooled = pool(hidden, attention_mask, self.pooling)  # (B, D)
-        out = self.proj(pooled) if self.proj is not None else pooled
+        out = self.act(self.proj(pooled)) if self.proj is not None else pooled
         if self.top_pcs:
             out = F.normalize(out.float(), dim=-1) - self.center
             out = out - (out @ self.components.T) @ self.components

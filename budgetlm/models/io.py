@@ -61,8 +61,12 @@ def build_from_meta(meta: dict) -> Model | EncoderDecoderModel:
         return EncoderDecoderModel(cfg)
     if meta["kind"] == "embedder":
         emb = meta.get("embedding") or {}
-        return Model(cfg, {"embed": EmbeddingHead(cfg, emb.get("pooling", "mean"), int(emb.get("dim", 0)),
-                                                  int(emb.get("top_pcs", 0)))})
+        try:
+            head = EmbeddingHead(cfg, emb.get("pooling", "mean"), int(emb.get("dim", 0)), int(emb.get("top_pcs", 0)),
+                                 emb.get("activation", "identity"))
+        except ValueError as e:
+            raise UserError(f"{CONFIG}: embedding head: {e}") from None
+        return Model(cfg, {"embed": head})
     if meta["kind"] == "encoder":  # a bare backbone (e.g. an imported transformers BertModel)
         return Model(cfg)
     raise UserError(f"unknown model kind {meta['kind']!r} in {CONFIG}")

@@ -25,8 +25,9 @@ ARCHS = {  # ModelConfig fields that pick the backbone's transformers family
     "modernbert": dict(norm_position="pre", position="rope", glu=True, bias=False, embedding_norm=True,
                        first_block_norm=False, type_vocab_size=0, rope_theta=500.0),
 }
-# head id -> (pooling, projection dim, all-but-the-top directions)
-HEADS = {"mean-proj-abtt": ("mean", 24, 3), "cls": ("cls", 0, 0), "mean-plain": ("mean", 0, 0)}
+# head id -> (pooling, projection dim, all-but-the-top directions, activation after the projection)
+HEADS = {"mean-proj-abtt": ("mean", 24, 3, "identity"), "cls": ("cls", 0, 0, "identity"),
+         "mean-plain": ("mean", 0, 0, "identity"), "cls-tanh-abtt": ("cls", 24, 2, "tanh")}  # the last: LaBSE's Dense
 TEXTS = ["the cat sat on the mat", "a dog", "big red bird flew over the green house quickly", "the small tree",
          "Tree HOUSE, 42 birds!"]
 
@@ -34,9 +35,9 @@ TEXTS = ["the cat sat on the mat", "a dog", "big red bird flew over the green ho
 def tiny_embedder(arch: str, head_id: str, vocab_size: int, seed: int = 0) -> tuple[Model, dict]:
     cfg = ModelConfig(vocab_size=vocab_size, d_model=32, n_layers=2, n_heads=4, d_ff=64, max_seq_len=16, **ARCHS[arch])
     cfg.validate()
-    pooling, dim, k = HEADS[head_id]
+    pooling, dim, k, activation = HEADS[head_id]
     torch.manual_seed(seed)
-    model = Model(cfg, {"embed": EmbeddingHead(cfg, pooling, dim)})
+    model = Model(cfg, {"embed": EmbeddingHead(cfg, pooling, dim, activation=activation)})
     with torch.no_grad():  # every parameter nudged, so no LayerNorm is trivially 1 / 0
         for p in model.parameters():
             p.add_(0.1 * torch.randn_like(p))
@@ -45,7 +46,8 @@ def tiny_embedder(arch: str, head_id: str, vocab_size: int, seed: int = 0) -> tu
         out = dim or cfg.d_model
         components = torch.linalg.qr(torch.randn(out, k))[0].T  # (k, out), orthonormal rows
         head.set_top_components(0.1 * torch.randn(out), components)
-    meta = model_meta(model, "embedder", embedding={"pooling": pooling, "dim": dim, "top_pcs": head.top_pcs})
+    meta = model_meta(model, "embedder", embedding={"pooling": pooling, "dim": dim, "top_pcs": head.top_pcs,
+                                                    "activation": activation})
     return model.eval(), meta
 
 
@@ -118,6 +120,7 @@ def test_missing_sentence_transformers_is_a_clear_error(exported, tmp_path, monk
 
 
 @pytest.mark.parametrize("arch, head_id, kind", [("modernbert", "mean-proj-abtt", "embedder"), ("bert", "cls", "embedder"),
+                                              ("bert", "cls-tanh-abtt", "embedder"),
                                               ("roberta-prelayernorm", "mean-plain", "encoder")])
 def test_an_export_reads_back_with_its_head(arch, head_id, kind, exported, tokenizer_file):
     """budgetlm reads the pipeline back into an EmbeddingHead (a plain mean pipeline stays a bare encoder, which
@@ -126,8 +129,8 @@ def test_an_export_reads_back_with_its_head(arch, head_id, kind, exported, token
     back, meta, _ = load_any(out)
     assert meta["kind"] == kind
     if kind == "embedder":
-        pooling, dim, k = HEADS[head_id]
-        assert meta["embedding"] == {"pooling": pooling, "dim": dim, "top_pcs": k}
+        pooling, dim, k, activation = HEADS[head_id]
+        assert meta["embedding"] == {"pooling": pooling, "dim": dim, "top_pcs": k, "activation": activation}
     ids = encode_texts(load_tokenizer(tokenizer_file), TEXTS, model.cfg.max_seq_len)
     assert torch.allclose(embed(back, ids), embed(model, ids), atol=1e-5)
 
@@ -153,7 +156,7 @@ def test_read_pipeline_reads_old_and_new_pooling_configs_and_refuses_the_rest(tm
     plain = [("Transformer", ""), ("Pooling", "1_Pooling")]
     for pooling, expected in [({"pooling_mode_mean_tokens": True, "pooling_mode_cls_token": False}, None),
                               ({"pooling_mode": "mean"}, None),
-                              ({"pooling_mode_cls_token": True}, {"pooling": "cls", "dim": 0, "top_pcs": 0}),
+                              ({"pooling_mode_cls_token": True}, {"pooling": "cls", "dim": 0, "top_pcs": 0, "activation": "identity"}),
                               ({"pooling_mode_mean_tokens": False, "pooling_mode_max_tokens": True}, "pools with max"),
                               ({"pooling_mode": "lasttoken"}, "pools with lasttoken")]:
         _write_pipeline(tmp_path, plain + [("Normalize", "2_Normalize")], pooling)
@@ -189,4 +192,9 @@ def test_a_dense_module_that_is_not_all_but_the_top_is_refused(tmp_path):
         st_export.read_pipeline(tmp_path)
     (tmp_path / "3_Dense" / "config.json").write_text(json.dumps({"activation_function": "torch.nn.modules.activation.Tanh"}))
     with pytest.raises(UserError, match="activation torch.nn.modules.activation.Tanh"):
+        st_export.read_pipeline(tmp_path)
+    # a first Dense (the projection) may be identity or tanh; another activation is refused
+    _write_pipeline(tmp_path, [("Transformer", ""), ("Pooling", "1_Pooling"), ("Dense", "3_Dense")], {"pooling_mode": "cls"})
+    (tmp_path / "3_Dense" / "config.json").write_text(json.dumps({"activation_function": "torch.nn.modules.activation.ReLU"}))
+    with pytest.raises(UserError, match="activation torch.nn.modules.activation.ReLU"):
         st_export.read_pipeline(tmp_path)

@@ -153,6 +153,26 @@ def test_save_and_load_round_trip(tiny_model_config, tiny_tokenizer_file, tmp_pa
     assert torch.equal(a, b)
 
 
+def test_embedding_head_activation_round_trips_and_bad_ones_are_clear_errors(tiny_model_config, tmp_path):
+    from budgetlm.errors import UserError
+    from budgetlm.models import EmbeddingHead
+    from budgetlm.models.io import build_from_meta
+
+    cfg = tiny_model_config()
+    torch.manual_seed(0)
+    model = Model(cfg, {"embed": EmbeddingHead(cfg, "cls", 8, activation="tanh")}).eval()
+    pooled = torch.randn(3, cfg.d_model)
+    head = model.heads["embed"]
+    torch.testing.assert_close(head(pooled[:, None, :], None), torch.tanh(head.proj(pooled)))
+    meta = model_meta(model, "embedder", embedding={"pooling": "cls", "dim": 8, "top_pcs": 0, "activation": "tanh"})
+    loaded, _ = load_model(save_model(model, tmp_path / "m", meta, None))
+    assert loaded.heads["embed"].activation == "tanh"
+    for bad, message in [({"dim": 8, "activation": "relu"}, "embedding activation 'relu'"),
+                         ({"dim": 0, "activation": "tanh"}, "needs a projection")]:
+        with pytest.raises(UserError, match=message):
+            build_from_meta({**meta, "embedding": {"pooling": "cls", **bad}})
+
+
 def test_mean_pooling_ignores_padding():
     from budgetlm.models.heads import pool
 
