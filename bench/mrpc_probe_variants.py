@@ -1,6 +1,6 @@
-"""MRPC linear probe of frozen embedding models, in variants `budgetlm probe` does not offer: the embeddings
-with and without the model's all-but-the-top post-processing, and a wider grid for C (1e-6..10 in half
-decades) beside the probe's own (1e-4..10). Features and fit are budgetlm's (tasks/pair_probe.py); C is chosen
+"""MRPC linear probe of frozen embedding models, every variant side by side: the embeddings with and without the
+model's all-but-the-top post-processing (`budgetlm probe` fits both and reports the one cross-validation
+prefers), and a wider grid for C (1e-6..10 in half decades) beside the probe's own (1e-4..10). Features and fit are budgetlm's (tasks/pair_probe.py); C is chosen
 by 5-fold cross-validation on the training pairs, so every variant could be chosen by its `cv_accuracy`
 without looking at the test pairs.
 
@@ -50,9 +50,11 @@ def main() -> None:
         head = model.heads["embed"] if "embed" in model.heads else None
         k = head.top_pcs if head is not None else 0
         variants = {"post-processed": embed(model, ids, 64).numpy()} if k else {}
-        if k:
-            head.top_pcs = 0  # the same head without the post-processing
-        variants["raw"] = embed(model, ids, 64).numpy()
+        if head is not None:
+            with head.raw():
+                variants["raw"] = embed(model, ids, 64).numpy()
+        else:
+            variants["raw"] = embed(model, ids, 64).numpy()
         for kind, vectors in variants.items():
             def features(ex, v=vectors):
                 return pair_features(v[[row[t] for t in ex.texts]], v[[row[t] for t in ex.texts_b]])

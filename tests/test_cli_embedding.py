@@ -171,6 +171,33 @@ def test_probe_pairs_with_frozen_embeddings(emb_files, tmp_path, capsys):
     assert results["test_accuracy"] == 1.0 and results["test_f1"] == 1.0 and results["C"] > 0
 
 
+def test_probe_fits_with_and_without_the_post_processing_and_keeps_the_better_by_cv(emb_files, tmp_path, capsys):
+    from budgetlm.models import EmbeddingHead, Model
+    from budgetlm.models.io import load_model
+
+    mlm, _ = load_model(emb_files / "mlm")
+    model = Model(mlm.cfg, {"embed": EmbeddingHead(mlm.cfg, "mean", 0)})
+    model.encoder.load_state_dict(mlm.encoder.state_dict())
+    head = model.heads["embed"]
+    torch.manual_seed(1)
+    head.set_top_components(0.1 * torch.randn(mlm.cfg.d_model), torch.linalg.qr(torch.randn(mlm.cfg.d_model, 2))[0].T)
+    pooled = torch.randn(3, 1, mlm.cfg.d_model)
+    with head.raw():  # the plain head inside the block, the post-processing back after it
+        assert torch.equal(head(pooled, None), pooled[:, 0])
+    assert head.top_pcs == 2 and not torch.allclose(head(pooled, None), pooled[:, 0])
+    save_model(model, tmp_path / "emb", model_meta(model, "embedder", embedding={"pooling": "mean", "dim": 0, "top_pcs": 2}),
+               emb_files / "mlm" / "tokenizer.json")
+    _pair_table(tmp_path / "train.tsv", 0, 40)
+    _pair_table(tmp_path / "test.tsv", 1, 20)
+    code, out, err = run_cli(capsys, "probe", tmp_path / "emb", "--train", tmp_path / "train.tsv", "--test", tmp_path / "test.tsv")
+    assert code == 0, err
+    results = json.loads(out)
+    post, raw = results["cv_accuracy_post_processed"], results["cv_accuracy_raw"]
+    assert results["embeddings"] == ("raw" if raw > post else "post-processed")  # ties keep the model's own
+    assert results["cv_accuracy"] == max(post, raw)
+    assert "chosen by cross-validated accuracy" in err
+
+
 def test_probe_bad_input(emb_files, tmp_path, capsys):
     (tmp_path / "one.tsv").write_text("sentence\tlabel\na cat .\t1\na dog .\t0\n")
     assert_user_error(capsys, ["probe", emb_files / "mlm", "--train", tmp_path / "one.tsv", "--test", tmp_path / "one.tsv"],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -89,6 +91,15 @@ class EmbeddingHead(nn.Module):
         if top_pcs:
             self.register_buffer("center", torch.zeros(out))
             self.register_buffer("components", torch.zeros(top_pcs, out))
+
+    @contextmanager
+    def raw(self):
+        """Within the block the head skips its all-but-the-top post-processing (e.g. to compare the two)."""
+        k, self.top_pcs = self.top_pcs, 0
+        try:
+            yield self
+        finally:
+            self.top_pcs = k
 
     def set_top_components(self, center: torch.Tensor, components: torch.Tensor) -> None:
         """Install the post-processing: `center` (D,), `components` (k, D) orthonormal rows; k = 0 removes it."""
