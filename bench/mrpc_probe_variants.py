@@ -1,8 +1,9 @@
 """MRPC linear probe of frozen embedding models, every variant side by side: the embeddings with and without the
 model's all-but-the-top post-processing (`budgetlm probe` fits both and reports the one cross-validation
-prefers), and a wider grid for C (1e-6..10 in half decades) beside the probe's own (1e-4..10). Features and fit are budgetlm's (tasks/pair_probe.py); C is chosen
-by 5-fold cross-validation on the training pairs, so every variant could be chosen by its `cv_accuracy`
-without looking at the test pairs.
+prefers), and a wider grid for C (1e-6..10 in half decades) beside the probe's own (1e-4..10). Data, embeddings,
+features and fit are `budgetlm probe`'s own pieces (stages/probe.py, tasks/pair_probe.py); C is chosen by 5-fold
+cross-validation on the training pairs, so every variant could be chosen by its `cv_accuracy` without looking
+at the test pairs.
 
     python bench/mrpc_probe_variants.py runs/s10-cd01/stsb-distill-scratch-seed0 ... --out bench/results/mrpc-probe-v11.json
 """
@@ -18,10 +19,9 @@ import numpy as np
 
 from budgetlm.config import TaskDataConfig
 from budgetlm.stages.embed import load_embedder
-from budgetlm.tasks.classification import label_ids, label_names, read_examples
-from budgetlm.tasks.embedding import embed, encode_texts
-from budgetlm.tasks.pair_probe import C_GRID, fit_probe, pair_features
-from budgetlm.tasks.resolve import resolve_task
+from budgetlm.stages.probe import embedding_variants, pair_matrix, pair_sentences, read_pair_task
+from budgetlm.tasks.classification import label_ids
+from budgetlm.tasks.pair_probe import C_GRID, fit_probe
 
 GRIDS = {"probe": C_GRID, "wide": tuple(float(c) for c in 10.0 ** np.arange(-6, 1.01, 0.5))}
 
@@ -33,33 +33,18 @@ def main() -> None:
     args = ap.parse_args()
     warnings.filterwarnings("ignore", category=UserWarning)
 
-    data = TaskDataConfig(task="mrpc")
-    data.validate()
-    spec = resolve_task(data)
-    cols = spec.columns
-    train, test = (read_examples(f, cols.text, cols.label, cols.header, cols.text_b) for f in (spec.train, spec.test))
-    names = label_names(train)
+    train, test, names, _ = read_pair_task(TaskDataConfig(task="mrpc"))
     y_train, y_test = np.array(label_ids(train, names)), np.array(label_ids(test, names))
-    texts = list(dict.fromkeys(train.texts + train.texts_b + test.texts + test.texts_b))
-    row = {t: i for i, t in enumerate(texts)}
+    texts, row = pair_sentences(train, test)
 
     rows = []
     for path in args.models:
         model, tok = load_embedder(path, False)
-        ids = encode_texts(tok, texts, model.cfg.max_seq_len)
-        head = model.heads["embed"] if "embed" in model.heads else None
-        k = head.top_pcs if head is not None else 0
-        variants = {"post-processed": embed(model, ids, 64).numpy()} if k else {}
-        if head is not None:
-            with head.raw():
-                variants["raw"] = embed(model, ids, 64).numpy()
-        else:
-            variants["raw"] = embed(model, ids, 64).numpy()
-        for kind, vectors in variants.items():
-            def features(ex, v=vectors):
-                return pair_features(v[[row[t] for t in ex.texts]], v[[row[t] for t in ex.texts_b]])
-
-            x_train, x_test = features(train), features(test)
+        variants = embedding_variants(model, texts, tok)
+        k = model.heads["embed"].top_pcs if "embed" in model.heads else 0
+        for name, vectors in variants.items():
+            kind = "post-processed" if name == "model" and k else "raw"
+            x_train, x_test = pair_matrix(vectors, row, train), pair_matrix(vectors, row, test)
             for grid_name, grid in GRIDS.items():
                 probe, c, cv = fit_probe(x_train, y_train, 5, grid)
                 acc = float((probe.predict(x_test) == y_test).mean())

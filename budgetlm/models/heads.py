@@ -113,11 +113,14 @@ class EmbeddingHead(nn.Module):
 
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         pooled = pool(hidden, attention_mask, self.pooling)  # (B, D)
-        out = self.act(self.proj(pooled)) if self.proj is not None else pooled
-        if self.top_pcs:
-            out = F.normalize(out.float(), dim=-1) - self.center
-            out = out - (out @ self.components.T) @ self.components
-        return out
+        return self.postprocess(self.act(self.proj(pooled)) if self.proj is not None else pooled)
+
+    def postprocess(self, out: torch.Tensor) -> torch.Tensor:
+        """All-but-the-top on (B, D) outputs of the head without it (or their normalised form); identity at k = 0."""
+        if not self.top_pcs:
+            return out
+        out = F.normalize(out.float(), dim=-1) - self.center
+        return out - (out @ self.components.T) @ self.components
 
 
 class SequenceClassificationHead(nn.Module):
