@@ -244,3 +244,40 @@ def test_all_but_the_top_is_chosen_on_valid_and_saved_with_the_model(emb_files, 
     assert_user_error(capsys, ["finetune", "--task-type", "embedding", "--model", d / "mlm", "--train", d / "sts-train.csv",
                                "--valid", d / "sts-dev.csv", "--out", tmp_path / "bad", "embedding.remove_top_pcs=-2"],
                       "embedding.remove_top_pcs must be >= 0")
+
+
+def test_continued_embedding_training_starts_from_the_models_projection(emb_files, tmp_path, capsys):
+    from budgetlm.config import ModelConfig
+    from budgetlm.models import EmbeddingHead, Model
+    from budgetlm.models.io import load_model
+    from budgetlm.stages.finetune_embedding import continue_head
+
+    d = emb_files
+    code, _, err = run_cli(capsys, "finetune", "--task-type", "embedding", "--model", d / "mlm",
+                           "--train", d / "sts-train.csv", "--valid", d / "sts-dev.csv", "--out", tmp_path / "first",
+                           "--budget", "2steps", *TINY_TRAIN, "embedding.dim=16")
+    assert code == 0, err
+    assert "embedding head: a new projection (the model has none)" in err
+    first, _ = load_model(tmp_path / "first" / "model")
+    code, _, err = run_cli(capsys, "finetune", "--task-type", "embedding", "--model", tmp_path / "first",
+                           "--train", d / "sts-train.csv", "--valid", d / "sts-dev.csv", "--out", tmp_path / "second",
+                           "--budget", "2steps", *TINY_TRAIN, "embedding.dim=16", "train.lr=1e-12")
+    assert code == 0, err
+    assert "embedding head: continuing from the model's projection (mean pooling -> 16)" in err
+    second, _ = load_model(tmp_path / "second" / "model")
+    # at a vanishing learning rate the second run ends where the first did, head included
+    for name, w in first.heads["embed"].state_dict().items():
+        assert torch.allclose(w, second.heads["embed"].state_dict()[name], atol=1e-6), name
+
+    cfg = first.cfg
+    fresh = EmbeddingHead(cfg, "mean", 16)
+    before = fresh.proj.weight.detach().clone()
+    for head, fragment in [(EmbeddingHead(cfg, "cls", 16), "the model's is mean pooling, identity, 32->16; "
+                                                           "this run's cls pooling, identity, 32->16"),
+                           (EmbeddingHead(cfg, "mean", 8), "32->8"),
+                           (EmbeddingHead(cfg, "mean", 16, activation="tanh"), "this run's mean pooling, tanh")]:
+        assert fragment in continue_head(head, first)
+    assert continue_head(EmbeddingHead(cfg, "mean", 0), first) == "embedding head: pooling only, nothing to carry over"
+    assert torch.equal(fresh.proj.weight, before)
+    assert "the model has none" in continue_head(fresh, Model(ModelConfig(**vars(cfg))))
+    assert torch.equal(fresh.proj.weight, before)

@@ -59,6 +59,26 @@ def embedding_input_files(cfg: FinetuneConfig) -> list[str]:
     return files + ([test_file] if test_file else [])
 
 
+def continue_head(head: EmbeddingHead, pretrained: Model) -> str:
+    """Start `head`'s projection from the pre-trained model's when that model is an embedding model with the same
+    pooling, activation and projection shape (continued training, e.g. a second distillation stage); otherwise the
+    projection keeps its fresh initialisation. All-but-the-top is never carried over: it is refitted after
+    training. Returns a line saying which happened."""
+    old = pretrained.heads["embed"] if "embed" in getattr(pretrained, "heads", {}) else None
+    if head.proj is None:
+        return "embedding head: pooling only, nothing to carry over"
+    if not isinstance(old, EmbeddingHead) or old.proj is None:
+        return "embedding head: a new projection (the model has none)"
+    same = (old.pooling, old.activation, tuple(old.proj.weight.shape)) == \
+           (head.pooling, head.activation, tuple(head.proj.weight.shape))
+    if not same:
+        return (f"embedding head: a new projection (the model's is {old.pooling} pooling, {old.activation}, "
+                f"{old.proj.in_features}->{old.proj.out_features}; this run's {head.pooling} pooling, {head.activation}, "
+                f"{head.proj.in_features}->{head.proj.out_features})")
+    head.proj.load_state_dict(old.proj.state_dict())
+    return f"embedding head: continuing from the model's projection ({head.pooling} pooling -> {head.proj.out_features})"
+
+
 def finetune_embedding(cfg: FinetuneConfig, model_path: str | Path, run_dir: str | Path, resume: bool = False,
                        scratch: bool = False, trust_pickle: bool = False) -> dict:
     emb = cfg.embedding
@@ -111,6 +131,7 @@ def finetune_embedding(cfg: FinetuneConfig, model_path: str | Path, run_dir: str
     model = Model(model_cfg, {"embed": EmbeddingHead(model_cfg, emb.pooling, emb.dim)})
     if not scratch:
         model.encoder.load_state_dict(pretrained.encoder.state_dict())
+        print(continue_head(model.heads["embed"], pretrained), file=sys.stderr)
     del pretrained
     weights = {"scored": emb.regression_weight if emb.regression != "none" else 0.0, "pairs": emb.contrastive_weight,
                "simcse": emb.contrastive_weight, "distill": emb.distill_weight}
