@@ -3,8 +3,10 @@
 Writes one text file with the sentences of the downstream training splits -- WikiANN-en train (words joined
 by spaces), MRPC train and STS-B train (both sentences of every pair) -- and the AG News dev texts (news, the
 domain of MRPC and part of STS-B). Labels, dev and test splits are never read, apart from AG News dev, whose
-labels are dropped; no issue-5 figure is measured on AG News. One sentence per line, one document per
-source (blank line between sources). The file goes under runs/ (derived from the data root; never committed).
+labels are dropped; no issue-5 figure is measured on AG News. `--sources books` gives instead sentences of the
+general English pre-training text (Gutenberg and State of the Union paragraphs, split after . ! ? and kept at
+5-30 words; `--max-lines` samples them). One sentence per line, one document per source (blank line between
+sources). The file goes under runs/ (derived from the data root; never committed).
 
     BUDGETLM_DATA=/work/shared/data PYTHONPATH=. python bench/task_text.py --out runs/task-text.txt
     BUDGETLM_DATA=/work/shared/data PYTHONPATH=. python bench/task_text.py --sources agnews --out runs/agnews-dev.txt
@@ -13,13 +15,31 @@ source (blank line between sources). The file goes under runs/ (derived from the
 from __future__ import annotations
 
 import argparse
+import random
+import re
 from pathlib import Path
 
 from budgetlm.data.pairs import read_mrpc, read_sts
+from budgetlm.data.readers import ReadStats, read_texts
 from budgetlm.data.root import in_root
 from budgetlm.tasks.classification import read_examples
 from budgetlm.tasks.conll import read_conll
 from budgetlm.tasks.registry import BUILTIN_TASKS
+
+
+SENTENCE_END = re.compile(r"(?<=[.!?])[\"')]*\s+(?=[\"'(]*[A-Z])")
+
+
+def book_sentences(min_words: int = 5, max_words: int = 30) -> list[str]:
+    """Sentences of the Gutenberg books and State of the Union speeches (paragraph by paragraph)."""
+    files = sorted(in_root("gutenberg").glob("*.txt")) + [in_root("state_union", "state_union.zip")]
+    out = []
+    for f in files:
+        for para in read_texts(f, "blank", "", ReadStats()):
+            for sent in SENTENCE_END.split(" ".join(para.split())):
+                if min_words <= len(sent.split()) <= max_words:
+                    out.append(sent)
+    return out
 
 
 def sources() -> dict[str, list[str]]:
@@ -33,6 +53,7 @@ def sources() -> dict[str, list[str]]:
         "mrpc": [s for _, a, b in mrpc for s in (a, b)],
         "stsb": [s for a, b, _ in sts for s in (a, b)],
         "agnews": agnews.texts,
+        "books": book_sentences(),
     }
 
 
@@ -40,13 +61,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="runs/task-text.txt")
     ap.add_argument("--sources", default="wikiann,mrpc,stsb,agnews",
-                    help="comma-separated subset of: wikiann, mrpc, stsb (training splits), agnews (dev texts)")
+                    help="comma-separated subset of: wikiann, mrpc, stsb (training splits), agnews (dev texts), "
+                         "books (sentences of the pre-training text)")
+    ap.add_argument("--max-lines", type=int, default=0, help="keep a random sample of this many lines per source")
+    ap.add_argument("--seed", type=int, default=0, help="seed of that sample")
     args = ap.parse_args()
     wanted = args.sources.split(",")
     texts = sources()
     if unknown := [w for w in wanted if w not in texts]:
         ap.error(f"unknown source(s) {', '.join(unknown)}; choose from {', '.join(texts)}")
     texts = {name: texts[name] for name in wanted}
+    if args.max_lines:
+        rng = random.Random(args.seed)
+        texts = {name: rng.sample(lines, min(args.max_lines, len(lines))) for name, lines in texts.items()}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n\n".join("\n".join(t for t in lines if t) for lines in texts.values()) + "\n", encoding="utf-8")
