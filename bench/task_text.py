@@ -42,19 +42,25 @@ def book_sentences(min_words: int = 5, max_words: int = 30) -> list[str]:
     return out
 
 
-def sources() -> dict[str, list[str]]:
-    wikiann = read_conll(in_root(*BUILTIN_TASKS["wikiann"].train))
-    mrpc = read_mrpc(in_root(*BUILTIN_TASKS["mrpc"].train))
-    sts = read_sts(in_root("stsb", "sts-train.csv"))
+def _wikiann() -> list[str]:
+    return [" ".join(words) for words in read_conll(in_root(*BUILTIN_TASKS["wikiann"].train)).words]
+
+
+def _mrpc() -> list[str]:
+    return [s for _, a, b in read_mrpc(in_root(*BUILTIN_TASKS["mrpc"].train)) for s in (a, b)]
+
+
+def _stsb() -> list[str]:
+    return [s for a, b, _ in read_sts(in_root("stsb", "sts-train.csv")) for s in (a, b)]
+
+
+def _agnews() -> list[str]:
     ag = BUILTIN_TASKS["agnews"]  # its dev.tsv has no header row; the built-in task names the columns
-    agnews = read_examples(in_root(*ag.train), ag.text_column, ag.label_column, header=ag.header)
-    return {
-        "wikiann": [" ".join(words) for words in wikiann.words],
-        "mrpc": [s for _, a, b in mrpc for s in (a, b)],
-        "stsb": [s for a, b, _ in sts for s in (a, b)],
-        "agnews": agnews.texts,
-        "books": book_sentences(),
-    }
+    return read_examples(in_root(*ag.train), ag.text_column, ag.label_column, header=ag.header).texts
+
+
+# each source is read only when asked for
+SOURCES = {"wikiann": _wikiann, "mrpc": _mrpc, "stsb": _stsb, "agnews": _agnews, "books": book_sentences}
 
 
 def main() -> None:
@@ -67,10 +73,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="seed of that sample")
     args = ap.parse_args()
     wanted = args.sources.split(",")
-    texts = sources()
-    if unknown := [w for w in wanted if w not in texts]:
-        ap.error(f"unknown source(s) {', '.join(unknown)}; choose from {', '.join(texts)}")
-    texts = {name: texts[name] for name in wanted}
+    if unknown := [w for w in wanted if w not in SOURCES]:
+        ap.error(f"unknown source(s) {', '.join(unknown)}; choose from {', '.join(SOURCES)}")
+    texts = {name: SOURCES[name]() for name in wanted}
     if args.max_lines:
         rng = random.Random(args.seed)
         texts = {name: rng.sample(lines, min(args.max_lines, len(lines))) for name, lines in texts.items()}
