@@ -64,7 +64,7 @@ def continue_head(head: EmbeddingHead, pretrained: Model) -> str:
     pooling, activation and projection shape (continued training, e.g. a second distillation stage); otherwise the
     projection keeps its fresh initialisation. All-but-the-top is never carried over: it is refitted after
     training. Returns a line saying which happened."""
-    old = pretrained.heads["embed"] if "embed" in getattr(pretrained, "heads", {}) else None
+    old = pretrained.heads["embed"] if "embed" in pretrained.heads else None
     if head.proj is None:
         return "embedding head: pooling only, nothing to carry over"
     if not isinstance(old, EmbeddingHead) or old.proj is None:
