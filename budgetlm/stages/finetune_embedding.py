@@ -115,12 +115,13 @@ def finetune_embedding(cfg: FinetuneConfig, model_path: str | Path, run_dir: str
         t0 = time.perf_counter()
         teacher = Teacher(emb.teacher, precision=cfg.train.precision)  # the student's arithmetic
         out_dim = emb.dim or model_cfg.d_model
-        if emb.distill_loss == "mse" and out_dim != teacher.dim:
-            raise UserError(f"embedding.distill_loss=mse compares {out_dim}-d student and {teacher.dim}-d teacher "
-                            f"embeddings; set embedding.dim={teacher.dim} or embedding.distill_loss=similarity")
-        if emb.distill_contrastive_weight and out_dim != teacher.dim:
-            raise UserError(f"embedding.distill_contrastive_weight compares {out_dim}-d student and {teacher.dim}-d "
-                            f"teacher embeddings; set embedding.dim={teacher.dim} or embedding.distill_contrastive_weight=0")
+        # (losses that compare student and teacher vectors directly: they need the same size, option to turn it off)
+        for used, option, off in ((emb.distill_loss == "mse", "embedding.distill_loss=mse", "embedding.distill_loss=similarity"),
+                                  (emb.distill_contrastive_weight > 0, "embedding.distill_contrastive_weight",
+                                   "embedding.distill_contrastive_weight=0")):
+            if used and out_dim != teacher.dim:
+                raise UserError(f"{option} compares {out_dim}-d student and {teacher.dim}-d teacher embeddings; "
+                                f"set embedding.dim={teacher.dim} or {off}")
         data.distill = list(range(len(data.texts)))
         data.teacher = cached_teacher_embeddings(teacher, data.texts)
         teacher_info = {"teacher": str(teacher.path), "teacher_sentences": len(data.texts),
