@@ -96,7 +96,69 @@ def train(
     resume: bool = False,
     desc: str = "training",
 ) -> LoopState:
-    run_dir = Path(run_dir)
+    run = _setup(model, batches, step_fn, cfg, Path(run_dir), evaluate, resume, desc)
+    run.model.train()
+    with _stop_on_signals() as stop:
+        try:
+            while run.state.consumed(run.budget) < run.budget.amount:
+                stops = _step(run, stop)
+                _between_steps(run)
+                if stops:
+                    raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            _interrupted(run)
+        except TrainingDiverged:
+            run.close()
+            raise
+    return _finish(run)
+
+
+@dataclass
+class _Window:
+    """Accepted steps since the last log line: their mean loss and throughput go into the next record."""
+    tokens: int = 0
+    time: float = 0.0
+    loss: float = 0.0
+    n: int = 0
+
+
+@dataclass
+class _Run:
+    """Everything one `train` call holds between its pieces."""
+    model: torch.nn.Module
+    batches: object
+    run_step: Callable
+    cfg: TrainConfig
+    run_dir: Path
+    evaluate: Callable[[torch.nn.Module], dict] | None
+    world: object
+    budget: Budget
+    ckpt_every: Budget
+    clock: Callable[[], float]
+    opt: torch.optim.Optimizer
+    state: LoopState
+    log: MetricsLog | None
+    bar: tqdm
+    window: _Window = field(default_factory=_Window)
+    step_start: tuple | None = None  # (data position, RNG state) while a step is in flight
+
+    def checkpoint(self) -> Path | None:
+        self.state.data = self.batches.state_dict()
+        self.state.last_checkpoint = self.state.consumed(self.ckpt_every)
+        path = None
+        if self.world.is_main:
+            path = _save(self.run_dir, self.state, self.model, self.opt, self.cfg.keep_checkpoints)
+        distributed.barrier()  # the others wait, so the time spent saving is not counted as training
+        return path
+
+    def close(self) -> None:
+        self.bar.close()
+        if self.log:
+            self.log.close()
+
+
+def _setup(model, batches, step_fn: StepFn, cfg: TrainConfig, run_dir: Path, evaluate, resume: bool, desc: str) -> _Run:
+    """Threads, allocator, sharding, disk check, optimizer, seed or resumed state, compilation, log, progress bar."""
     world = distributed.world()
     budget = parse_budget(cfg.budget, "train.budget")
     ckpt_every = parse_budget(cfg.checkpoint_every, "train.checkpoint_every")
@@ -114,147 +176,163 @@ def train(
     clock = CLOCKS[cfg.clock]
     state = LoopState(global_batch=cfg.batch_size * cfg.grad_accum * world.size)
     if resume:
-        restored = load_latest(run_dir, model, opt)
-        if restored is None:
-            raise UserError("--resume: no intact checkpoint to resume from", path=str(run_dir))
-        restored.pop("checkpoint", None)
-        known = {k: v for k, v in restored.items() if k in LoopState.__dataclass_fields__}
-        saved_batch = known.pop("global_batch", 0)
-        state = LoopState(**{**known, "global_batch": state.global_batch})
-        if saved_batch and saved_batch != state.global_batch:
-            print(f"warning: the global batch changed from {saved_batch} to {state.global_batch} sequences "
-                  "(batch_size x grad_accum x ranks); the run continues but will not match an uninterrupted one",
-                  file=sys.stderr)
-        batches.load_state_dict(state.data)
-        if world.rank:  # the checkpoint holds rank 0's RNG; other ranks draw their own dropout
-            torch.manual_seed(_rank_seed(cfg.seed, world.rank, state.step))
-        if world.is_main:
-            print(f"resumed from step {state.step} ({state.tokens:,} tokens, {state.elapsed:.0f}s trained)", file=sys.stderr)
+        state = _resume(run_dir, model, opt, batches, cfg, world, state.global_batch)
     else:
         torch.manual_seed(_rank_seed(cfg.seed, world.rank, 0))
     if cfg.compile:
         compile_blocks(model, cpu_clock=cfg.clock == "cpu")
     run_step = distributed.wrap_step(model, step_fn)
     log = MetricsLog(run_dir, resume_step=state.step if resume else 0) if world.is_main else None
-
-    def checkpoint() -> Path | None:
-        state.data = batches.state_dict()
-        state.last_checkpoint = state.consumed(ckpt_every)
-        path = None
-        if world.is_main:
-            path = _save(run_dir, state, model, opt, cfg.keep_checkpoints)
-        distributed.barrier()  # the others wait, so the time spent saving is not counted as training
-        return path
-
     total = budget.amount
     bar = tqdm(total=total, desc=desc, unit="" if budget.kind == "steps" else budget.kind[0], mininterval=2.0,
                bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} [{elapsed}<{remaining}{postfix}]", file=sys.stderr,
                disable=not world.is_main)
     bar.update(min(state.consumed(budget), total))
-    window_tokens, window_time, window_loss, window_n = 0, 0.0, 0.0, 0
-    micro_per_step = cfg.grad_accum * world.size
-    model.train()
-    step_start = None  # (data position, RNG state) while a step is in flight
-    with _stop_on_signals() as stop:
-        try:
-            while state.consumed(budget) < total:
-                t0 = clock()
-                step_start = (batches.state_dict(), torch.get_rng_state())
-                progress = state.consumed(budget) / total
-                lr = lr_at(progress, cfg)
-                for g in opt.param_groups:
-                    g["lr"] = lr
-                step_loss, step_tokens, finite_loss, extra = 0.0, 0, True, {}
-                for micro in range(cfg.grad_accum):
-                    batch = next(batches)
-                    with precision.autocast(cfg.precision):
-                        loss, n_tokens, extra = run_step(batch, state.step, world.rank * cfg.grad_accum + micro,
-                                                         sync=micro == cfg.grad_accum - 1)
-                    finite_loss &= bool(torch.isfinite(loss))
-                    # backward even through a bad loss: under DDP every rank must join the gradient all-reduce
-                    (loss / cfg.grad_accum).backward()
-                    step_loss += float(loss.detach()) / cfg.grad_accum
-                    step_tokens += n_tokens
-                # gradients are already averaged over ranks, so the norm (and what it decides) agrees everywhere
-                norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm or math.inf)
-                t_reduce = clock()
-                dt = t_reduce - t0 + state.pending
-                # one all-reduce per step: every rank then knows the global loss, tokens, time and stop request
-                loss_sum, step_tokens, bad_loss, stops, dt_sum = distributed.all_reduce(
-                    [step_loss, step_tokens, float(not finite_loss), float(stop.is_set()), dt])
-                step_loss, step_tokens, dt = loss_sum / world.size, int(step_tokens), dt_sum / world.size
-                problem = _bad_step(bad_loss > 0, bool(torch.isfinite(norm)), step_loss, state, cfg)
-                if problem:
-                    opt.zero_grad(set_to_none=True)
-                    _note_bad_step(problem, state, cfg, run_dir, bar)
-                else:
-                    opt.step()
-                    opt.zero_grad(set_to_none=True)
-                    state.bad_in_a_row = 0
-                    state.good_steps += 1
-                    state.loss_ema = step_loss if state.good_steps == 1 else (
-                        LOSS_EMA_BETA * state.loss_ema + (1 - LOSS_EMA_BETA) * step_loss)
-                before = state.consumed(budget)
-                state.step += 1
-                step_start = None
-                state.tokens += step_tokens
-                state.elapsed += dt
-                bar.update(min(state.consumed(budget), total) - min(before, total))
-                if not problem:
-                    window_tokens += step_tokens
-                    window_time += dt
-                    window_loss += step_loss
-                    window_n += 1
+    return _Run(model, batches, run_step, cfg, run_dir, evaluate, world, budget, ckpt_every, clock, opt, state, log, bar)
 
-                if state.step % cfg.log_every == 0 and window_n:
-                    record = {
-                        "step": state.step, "tokens": state.tokens, "loss": round(window_loss / window_n, 5),
-                        "lr": lr, "tokens_per_s": round(window_tokens / max(window_time, 1e-9), 1),
-                        "elapsed_s": round(state.elapsed, 2),
-                    }
-                    if state.skipped_steps:
-                        record["skipped_steps"] = state.skipped_steps
-                    record.update({k: v for k, v in extra.items() if isinstance(v, (int, float))})
-                    if log:
-                        log.log(record)
-                    bar.set_postfix_str(f"loss {record['loss']:.3f} {record['tokens_per_s']:.0f} tok/s", refresh=False)
-                    window_tokens, window_time, window_loss, window_n = 0, 0.0, 0.0, 0
-                state.pending = clock() - t_reduce  # ranks differ here; it reaches `elapsed` through the next all-reduce
 
-                finished = state.consumed(budget) >= total
-                if evaluate is not None and cfg.eval_every and state.step % cfg.eval_every == 0 and not finished:
-                    _run_eval(model, evaluate, state, log)
-                    if cfg.keep_best:
-                        _track_best(model, state, cfg.keep_best, run_dir, checkpoint)
-                due = state.consumed(ckpt_every) - state.last_checkpoint >= ckpt_every.amount
-                if due and not finished and not state.bad_in_a_row:  # never checkpoint in the middle of trouble
-                    checkpoint()
-                if stops:
-                    raise KeyboardInterrupt
-        except KeyboardInterrupt:
-            bar.close()
-            if step_start is not None:  # interrupted inside a step: rewind it, so resume replays it exactly
-                batches.load_state_dict(step_start[0])
-                torch.set_rng_state(step_start[1])
-                opt.zero_grad(set_to_none=True)
-            path = _save(run_dir, state, model, opt, cfg.keep_checkpoints, batches) if world.is_main else None
-            if log:
-                log.close()
-            raise Interrupted(f"interrupted at step {state.step}; checkpoint saved to {path}; continue with --resume") from None
-        except TrainingDiverged:
-            bar.close()
-            if log:
-                log.close()
-            raise
-    bar.close()
-    if evaluate is not None:
-        _run_eval(model, evaluate, state, log)
-        if cfg.keep_best and not _track_best(model, state, cfg.keep_best, run_dir, checkpoint) and state.best:
-            if _restore_best(model, state, cfg.keep_best, run_dir):  # the figures (and last_eval) of the kept weights
-                _run_eval(model, evaluate, state, log, {"kept_step": state.best["step"]})
-    checkpoint()
-    if log:
-        log.close()
+def _resume(run_dir: Path, model, opt, batches, cfg: TrainConfig, world, global_batch: int) -> LoopState:
+    """The loop state, weights, optimizer, data position and RNG of the run's last intact checkpoint."""
+    restored = load_latest(run_dir, model, opt)
+    if restored is None:
+        raise UserError("--resume: no intact checkpoint to resume from", path=str(run_dir))
+    restored.pop("checkpoint", None)
+    known = {k: v for k, v in restored.items() if k in LoopState.__dataclass_fields__}
+    saved_batch = known.pop("global_batch", 0)
+    state = LoopState(**{**known, "global_batch": global_batch})
+    if saved_batch and saved_batch != state.global_batch:
+        print(f"warning: the global batch changed from {saved_batch} to {state.global_batch} sequences "
+              "(batch_size x grad_accum x ranks); the run continues but will not match an uninterrupted one",
+              file=sys.stderr)
+    batches.load_state_dict(state.data)
+    if world.rank:  # the checkpoint holds rank 0's RNG; other ranks draw their own dropout
+        torch.manual_seed(_rank_seed(cfg.seed, world.rank, state.step))
+    if world.is_main:
+        print(f"resumed from step {state.step} ({state.tokens:,} tokens, {state.elapsed:.0f}s trained)", file=sys.stderr)
+    return state
+
+
+def _step(run: _Run, stop: threading.Event) -> float:
+    """One optimizer step: forward/backward over the micro-batches, one all-reduce, the update (or a skipped one),
+    then the bookkeeping and the log line. Returns the ranks' stop requests (> 0: stop after this step)."""
+    state, cfg, opt, clock = run.state, run.cfg, run.opt, run.clock
+    t0 = clock()
+    run.step_start = (run.batches.state_dict(), torch.get_rng_state())
+    progress = state.consumed(run.budget) / run.budget.amount
+    lr = lr_at(progress, cfg)
+    for g in opt.param_groups:
+        g["lr"] = lr
+    step_loss, step_tokens, finite_loss, extra = _forward_backward(run)
+    # gradients are already averaged over ranks, so the norm (and what it decides) agrees everywhere
+    norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.max_grad_norm or math.inf)
+    t_reduce = clock()
+    dt = t_reduce - t0 + state.pending
+    # one all-reduce per step: every rank then knows the global loss, tokens, time and stop request
+    loss_sum, step_tokens, bad_loss, stops, dt_sum = distributed.all_reduce(
+        [step_loss, step_tokens, float(not finite_loss), float(stop.is_set()), dt])
+    step_loss, step_tokens, dt = loss_sum / run.world.size, int(step_tokens), dt_sum / run.world.size
+    problem = _bad_step(bad_loss > 0, bool(torch.isfinite(norm)), step_loss, state, cfg)
+    if problem:
+        opt.zero_grad(set_to_none=True)
+        _note_bad_step(problem, state, cfg, run.run_dir, run.bar)
+    else:
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        state.bad_in_a_row = 0
+        state.good_steps += 1
+        state.loss_ema = step_loss if state.good_steps == 1 else (
+            LOSS_EMA_BETA * state.loss_ema + (1 - LOSS_EMA_BETA) * step_loss)
+    before = state.consumed(run.budget)
+    state.step += 1
+    run.step_start = None
+    state.tokens += step_tokens
+    state.elapsed += dt
+    run.bar.update(min(state.consumed(run.budget), run.budget.amount) - min(before, run.budget.amount))
+    if not problem:
+        run.window.tokens += step_tokens
+        run.window.time += dt
+        run.window.loss += step_loss
+        run.window.n += 1
+    if state.step % cfg.log_every == 0 and run.window.n:
+        _log_step(run, lr, extra)
+    state.pending = clock() - t_reduce  # ranks differ here; it reaches `elapsed` through the next all-reduce
+    return stops
+
+
+def _forward_backward(run: _Run) -> tuple[float, int, bool, dict]:
+    """The step's grad_accum micro-batches: (mean loss, tokens, every loss finite, the last micro-batch's extras)."""
+    cfg = run.cfg
+    step_loss, step_tokens, finite_loss, extra = 0.0, 0, True, {}
+    for micro in range(cfg.grad_accum):
+        batch = next(run.batches)
+        with precision.autocast(cfg.precision):
+            loss, n_tokens, extra = run.run_step(batch, run.state.step, run.world.rank * cfg.grad_accum + micro,
+                                                 sync=micro == cfg.grad_accum - 1)
+        finite_loss &= bool(torch.isfinite(loss))
+        # backward even through a bad loss: under DDP every rank must join the gradient all-reduce
+        (loss / cfg.grad_accum).backward()
+        step_loss += float(loss.detach()) / cfg.grad_accum
+        step_tokens += n_tokens
+    return step_loss, step_tokens, finite_loss, extra
+
+
+def _log_step(run: _Run, lr: float, extra: dict) -> None:
+    """One metrics.jsonl record (and the progress bar's postfix) for the steps since the last one."""
+    state, window = run.state, run.window
+    record = {
+        "step": state.step, "tokens": state.tokens, "loss": round(window.loss / window.n, 5),
+        "lr": lr, "tokens_per_s": round(window.tokens / max(window.time, 1e-9), 1),
+        "elapsed_s": round(state.elapsed, 2),
+    }
+    if state.skipped_steps:
+        record["skipped_steps"] = state.skipped_steps
+    record.update({k: v for k, v in extra.items() if isinstance(v, (int, float))})
+    if run.log:
+        run.log.log(record)
+    run.bar.set_postfix_str(f"loss {record['loss']:.3f} {record['tokens_per_s']:.0f} tok/s", refresh=False)
+    run.window = _Window()
+
+
+def _between_steps(run: _Run) -> None:
+    """train.eval_every evaluations (and train.keep_best), then a checkpoint when one is due; neither after the
+    last step, which _finish handles."""
+    state, cfg = run.state, run.cfg
+    finished = state.consumed(run.budget) >= run.budget.amount
+    if run.evaluate is not None and cfg.eval_every and state.step % cfg.eval_every == 0 and not finished:
+        _run_eval(run.model, run.evaluate, state, run.log)
+        if cfg.keep_best:
+            _track_best(run.model, state, cfg.keep_best, run.run_dir, run.checkpoint)
+    due = state.consumed(run.ckpt_every) - state.last_checkpoint >= run.ckpt_every.amount
+    if due and not finished and not state.bad_in_a_row:  # never checkpoint in the middle of trouble
+        run.checkpoint()
+
+
+def _interrupted(run: _Run) -> None:
+    """Ctrl-C / SIGTERM: save a checkpoint to resume from (a step in flight is rewound first) and raise Interrupted."""
+    run.bar.close()
+    if run.step_start is not None:  # interrupted inside a step: rewind it, so resume replays it exactly
+        run.batches.load_state_dict(run.step_start[0])
+        torch.set_rng_state(run.step_start[1])
+        run.opt.zero_grad(set_to_none=True)
+    path = _save(run.run_dir, run.state, run.model, run.opt, run.cfg.keep_checkpoints, run.batches) \
+        if run.world.is_main else None
+    if run.log:
+        run.log.close()
+    raise Interrupted(f"interrupted at step {run.state.step}; checkpoint saved to {path}; continue with --resume") from None
+
+
+def _finish(run: _Run) -> LoopState:
+    """The final evaluation (with train.keep_best: back to the best weights, re-evaluated) and checkpoint."""
+    state, cfg = run.state, run.cfg
+    run.bar.close()
+    if run.evaluate is not None:
+        _run_eval(run.model, run.evaluate, state, run.log)
+        if cfg.keep_best and not _track_best(run.model, state, cfg.keep_best, run.run_dir, run.checkpoint) and state.best:
+            if _restore_best(run.model, state, cfg.keep_best, run.run_dir):  # the figures (and last_eval) of the kept weights
+                _run_eval(run.model, run.evaluate, state, run.log, {"kept_step": state.best["step"]})
+    run.checkpoint()
+    if run.log:
+        run.log.close()
     return state
 
 
