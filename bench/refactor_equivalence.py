@@ -10,7 +10,8 @@ figures (elapsed_s, tokens_per_s, train_seconds, ...) are left out.
 
 --check reruns every run recorded in FILE and compares: a number differing by more than --tol (1e-6), or one
 missing from the new run, is a mismatch (exit 1). Numbers the new run adds are listed but not failures.
-Runs (one thread each, fixed seeds, small real data written into --work; ~4 CPU minutes):
+Runs (one thread each, fixed seeds, small real data written into --work, the recorded tokenizer under --check;
+~2.5 minutes on an idle machine):
   sst2-pretrain-fp32      configs/sst2-budget-pretrain.yaml, 50 steps, train.compile=false train.precision=fp32
   sst2-pretrain-recipe    the same recipe as-is (compile: true, precision: auto); --runs to skip it
   sst2-finetune           head fine-tune of sst2-pretrain-fp32 on SST-2 (configs/sst2-finetune.yaml), 40 steps
