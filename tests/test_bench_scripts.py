@@ -21,7 +21,7 @@ BENCH = ROOT / "bench"
 SCRIPTS = sorted(p.stem for p in BENCH.glob("*.py"))
 HELPER = "common"  # the shared helper module: imported, but not a script
 # `from budgetlm.x import a, b` anywhere in a script, child-process code in strings included
-BUDGETLM_IMPORT = re.compile(r"from (budgetlm(?:\.\w+)*) import \(?([\w, ]+)")
+BUDGETLM_IMPORT = re.compile(r"from (budgetlm(?:\.\w+)*) import \(?([\w, ]+)")  # names may end in " as x"
 
 CHILD = r"""
 import contextlib, importlib, io, json, runpy, sys
@@ -73,9 +73,10 @@ def test_bench_uses_only_public_budgetlm_names():
             problems.append(f"{name}.py: a private budgetlm module or attribute")
         for module, names in BUDGETLM_IMPORT.findall(text):
             mod = importlib.import_module(module)
-            for imported in (n.strip() for n in names.split(",") if n.strip()):
+            for imported in (n.split(" as ")[0].strip() for n in names.split(",") if n.strip()):
                 if imported.startswith("_"):
                     problems.append(f"{name}.py: from {module} import {imported} (private)")
-                elif not hasattr(mod, imported) and importlib.util.find_spec(f"{module}.{imported}") is None:
+                elif not hasattr(mod, imported) and not (hasattr(mod, "__path__")  # a submodule of a package
+                                                         and importlib.util.find_spec(f"{module}.{imported}")):
                     problems.append(f"{name}.py: from {module} import {imported} (no such name)")
     assert not problems, "\n".join(problems)
