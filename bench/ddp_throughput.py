@@ -1,7 +1,7 @@
 """Training throughput of 2 DDP ranks (torchrun, gloo, 1 thread each) against 1 process (1 and 2 threads) at the
 same global batch, measured interleaved (A, B, C, A, B, C, ...) so that machine load hits all alike.
 
-    PYTHONPATH=. python bench/ddp_throughput.py --rounds 2 --steps 30 --out /tmp/budgetlm-ddp
+    python bench/ddp_throughput.py --rounds 2 --steps 30 --out /tmp/budgetlm-ddp
 
 Throughput is the run's own tokens_per_s (training tokens / training seconds: process start-up, tokenizing and
 evaluation excluded). Prints one JSON line per run, then the median ratios and the load average.
@@ -14,11 +14,10 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from budgetlm.data.root import wikitext2
+from common import budgetlm_cmd, cli_env, machine_line, read_results, run
 MODEL = ["model.d_model=128", "model.n_layers=2", "model.n_heads=2", "model.d_ff=512", "model.max_seq_len=128",
          "model.dropout=0", "train.eval_every=0", "train.log_every=5", "train.checkpoint_every=1000steps"]
 SETUPS = {  # name -> (ranks, threads per rank, per-rank batch); global batch 16 throughout
@@ -28,17 +27,13 @@ SETUPS = {  # name -> (ranks, threads per rank, per-rank batch); global batch 16
 }
 
 
-def run(name: str, args, text: Path, tok: Path, out: Path, env: dict) -> dict:
+def run_setup(name: str, args, text: Path, tok: Path, out: Path, env: dict) -> dict:
     ranks, threads, batch = SETUPS[name]
     cli = ["pretrain", "--tokenizer", str(tok), "--train", str(text), "--valid", str(text), "--budget",
            f"{args.steps}steps", "--out", str(out), *MODEL, f"train.batch_size={batch}", f"train.threads={threads}"]
-    launcher = [sys.executable, "-m", "budgetlm"] if ranks == 1 else \
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(ranks), "-m", "budgetlm"]
     load = os.getloadavg()
-    proc = subprocess.run(launcher + cli, env={**env, "OMP_NUM_THREADS": str(threads)}, capture_output=True, text=True)
-    if proc.returncode:
-        raise SystemExit(f"{name} failed:\n{proc.stderr[-3000:]}")
-    results = json.loads((out / "results.json").read_text())
+    run(budgetlm_cmd(*cli, ranks=ranks), env={**env, "OMP_NUM_THREADS": str(threads)}, capture=True)
+    results = read_results(out)
     return {"setup": name, "tokens_per_s": results["tokens_per_s"], "steps": results["steps"],
             "load_avg_1m": round(load[0], 1)}
 
@@ -49,19 +44,16 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--out", type=Path, default=Path("/tmp/budgetlm-ddp"))
     args = ap.parse_args()
-    sys.path.insert(0, str(ROOT))
-    from budgetlm.data.root import wikitext2
-
+    print(json.dumps({"machine": machine_line("per setup")}), flush=True)
     shutil.rmtree(args.out, ignore_errors=True)
     args.out.mkdir(parents=True)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "BUDGETLM_CACHE": str(args.out / "cache")}
+    env = cli_env(BUDGETLM_CACHE=str(args.out / "cache"))
     text = wikitext2("valid")
-    subprocess.run([sys.executable, "-m", "budgetlm", "tokenizer", "--vocab-size", "8192", "--out", str(args.out / "tok"),
-                    str(text)], env=env, check=True, capture_output=True)
+    run(budgetlm_cmd("tokenizer", "--vocab-size", "8192", "--out", str(args.out / "tok"), str(text)), env=env, capture=True)
     by_setup: dict[str, list[float]] = {n: [] for n in SETUPS}
     for r in range(args.rounds):
         for name in SETUPS:
-            res = run(name, args, text, args.out / "tok", args.out / f"{r}-{name.replace(' ', '')}", env)
+            res = run_setup(name, args, text, args.out / "tok", args.out / f"{r}-{name.replace(' ', '')}", env)
             by_setup[name].append(res["tokens_per_s"])
             print(json.dumps({"round": r, **res}), flush=True)
     base = by_setup["1 rank x 1 thread"]

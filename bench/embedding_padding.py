@@ -1,7 +1,7 @@
 """Padding in embedding-training batches, random vs length-grouped (`data.group_by_length`): positions after
 padding per real token over N batches of the STS-B + MRPC training sentences (the distillation preset's data).
 
-    BUDGETLM_DATA=/work/shared/data PYTHONPATH=. python bench/embedding_padding.py --tokenizer T.json [--batch-size 32]
+    BUDGETLM_DATA=/work/shared/data python bench/embedding_padding.py --tokenizer T.json [--batch-size 32]
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from budgetlm.data.pairs import read_pair_file
 from budgetlm.data.root import in_root
 from budgetlm.tasks.embedding import EmbeddingBatches, build_embedding_data
 from budgetlm.tokenizer import load_tokenizer
+from common import machine_line
 
 
 def main() -> None:
@@ -28,6 +29,7 @@ def main() -> None:
     data = build_embedding_data(sources, load_tokenizer(args.tokenizer), args.max_len)
     data.distill = list(range(len(data.texts)))
     data.teacher = np.zeros((len(data.texts), 1), dtype=np.float32)  # only the batch shapes matter here
+    print(machine_line())
     print(f"{len(data.texts):,} sentences, batches of {args.batch_size}")
     for grouped in (False, True):
         batches = EmbeddingBatches(data, args.batch_size, 0, {"distill": 1}, group_by_length=grouped)

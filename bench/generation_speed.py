@@ -6,7 +6,7 @@ with `use_cache=True` and once with `use_cache=False`, alternating (cache, none,
 `--repeats` rounds; the ratio is the median of per-round ratios. Both paths must produce the same tokens
 (checked). End-of-text is not a stop token here, so every run generates exactly --new-tokens tokens.
 
-    PYTHONPATH=. python bench/generation_speed.py --threads 1
+    python bench/generation_speed.py --threads 1
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from pathlib import Path
 
 import torch
 
-from budgetlm.atomic import write_json
 from budgetlm.config import GenerateConfig, ModelConfig
 from budgetlm.generate import generate
 from budgetlm.models import build_lm_model
+from common import machine_line, write_json
 from gpt_throughput import GPT2_ARCH
 
 
@@ -56,6 +56,7 @@ def main(argv=None) -> dict:
         out = generate(model, prompt, greedy, use_cache=use_cache, stop_token=None)
         return time.perf_counter() - t0, out
 
+    print(machine_line(), flush=True)
     timed(True)  # warm-up
     seconds = {"cache": [], "no_cache": []}
     ratios = []

@@ -9,10 +9,10 @@ the same cross-entropy against the same T targets (its own `labels=` path would 
 Timed rounds alternate (peer k steps, budgetlm k, budgetlm k, peer k, ...) so load drift on a shared machine
 hits both; the reported ratio is the median of per-round ratios. Load average is recorded at start and end.
 
-    PYTHONPATH=. python bench/gpt_throughput.py                          # 4 layers, d 256, 4 heads, seq 128, batch 32
-    PYTHONPATH=. python bench/gpt_throughput.py --steps 2 --warmup 1 --round-steps 1   # smoke test
-    PYTHONPATH=. python bench/gpt_throughput.py --precision bf16        # both under bf16 autocast
-    PYTHONPATH=. python bench/gpt_throughput.py --precision bf16 --peer-precision fp32
+    python bench/gpt_throughput.py                          # 4 layers, d 256, 4 heads, seq 128, batch 32
+    python bench/gpt_throughput.py --steps 2 --warmup 1 --round-steps 1   # smoke test
+    python bench/gpt_throughput.py --precision bf16        # both under bf16 autocast
+    python bench/gpt_throughput.py --precision bf16 --peer-precision fp32
 
 `--precision` is budgetlm's `train.precision` (bf16: forward and loss under CPU bfloat16 autocast); the peer runs
 the same unless `--peer-precision` says otherwise. MFU is against the measured matmul peak of the precision
@@ -31,13 +31,12 @@ from pathlib import Path
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from budgetlm.atomic import write_json
 from budgetlm.config import PRECISIONS, ModelConfig
 from budgetlm.models import build_lm_model, count_parameters
 from budgetlm.objectives.clm import clm_loss, next_token_targets
 from budgetlm.train.memory import tune_allocator
 from budgetlm.train.precision import autocast, check_supported
-from throughput import matmul_peak_gflops, system_info
+from common import machine_line, matmul_peak_gflops, system_info, write_json
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 GPT2_ARCH = dict(family="decoder", position="learned", norm="layernorm", glu=False, bias=True, activation="gelu_tanh",
@@ -83,7 +82,7 @@ def main(argv=None) -> dict:
     tuned = tune_allocator()  # process-wide: applies to both models
     if args.threads:
         torch.set_num_threads(args.threads)
-    info = system_info(tuned)
+    info = system_info(allocator_tuned=tuned)
     info["loadavg_start"] = os.getloadavg()
     B, T, V = args.batch_size, args.seq_len, args.vocab_size
     ids = torch.randint(5, V, (B, T + 1), generator=torch.Generator().manual_seed(args.seed))  # (B, T + 1)
@@ -127,6 +126,7 @@ def main(argv=None) -> dict:
 
     for prec in {args.precision, args.peer_precision}:
         check_supported(prec)
+    print(machine_line(), flush=True)
     print(f"config: {args.n_layers} layers, d_model {args.d_model}, {args.n_heads} heads, d_ff {args.d_ff}, vocab {V}, "
           f"batch {B} x {T}, dropout {args.dropout}; precision budgetlm {args.precision}, peer {args.peer_precision}; "
           f"{torch.get_num_threads()} threads; peer attention "

@@ -9,8 +9,8 @@ training loop (budgetlm.train.loop.train: AdamW, LR schedule, clipping) -- only 
 3. Both evaluated on WikiText-2 test (tokenized with the run's tokenizer), every block, each token predicted
    once from the context inside its block of max_seq_len tokens.
 
-    PYTHONPATH=.:bench python bench/gpt_wordlevel.py --out runs/wordlevel train.budget=5m train.threads=2
-    PYTHONPATH=.:bench python bench/gpt_wordlevel.py --parallel --out runs/wordlevel-20m train.threads=1
+    python bench/gpt_wordlevel.py --out runs/wordlevel train.budget=5m train.threads=2
+    python bench/gpt_wordlevel.py --parallel --out runs/wordlevel-20m train.threads=1
 
 --parallel trains the tokenizer and token caches first, then runs the two arms at the same time in two child
 processes (`--arm budgetlm`, `--arm gpt2`), one core each (pass train.threads=1): both see the same machine for
@@ -23,7 +23,6 @@ import argparse
 import json
 import math
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -37,9 +36,10 @@ from budgetlm.data.cache import build_or_load
 from budgetlm.data.root import wikitext2
 from budgetlm.models.io import load_model
 from budgetlm.objectives.clm import IGNORE_INDEX, lm_logits, next_token_targets
-from budgetlm.stages.pretrain import _tokenizer, pretrain, resolve_files
-from budgetlm.tokenizer import PAD, SEP, load_tokenizer
+from budgetlm.stages.pretrain import resolve_files
+from budgetlm.tokenizer import PAD, SEP, load_tokenizer, tokenizer_path
 from budgetlm.train.loop import train
+from common import budgetlm_cmd, launch, machine_line, read_results, run
 
 
 @torch.no_grad()
@@ -93,9 +93,10 @@ def test_perplexity(logits_fn, cfg, tok_file: Path, test_tokens: int) -> dict:
     return perplexity(logits_fn, test)
 
 
-def run_budgetlm(cfg, out: Path, test_tokens: int) -> dict:
+def run_budgetlm(config: str, overrides: list[str], cfg, out: Path, test_tokens: int) -> dict:
     """The product path: `budgetlm pretrain` (tokenizer unless given, cache, training, valid evaluation)."""
-    results = pretrain(cfg, out / "budgetlm")  # fills cfg.model.vocab_size from the tokenizer
+    run(budgetlm_cmd("pretrain", "--config", config, "--out", str(out / "budgetlm"), *overrides))
+    results = read_results(out / "budgetlm")
     ours, _ = load_model(out / "budgetlm" / "model")
     tok_file = out / "budgetlm" / "tokenizer.json"
     return {"train": results, "wikitext2_test": test_perplexity(lambda x: lm_logits(ours, x), cfg, tok_file, test_tokens)}
@@ -126,17 +127,25 @@ def run_gpt2(cfg, out: Path, tok_file: Path, test_tokens: int) -> dict:
             "wikitext2_test": test_perplexity(peer, cfg, tok_file, test_tokens)}
 
 
+def train_tokenizer(cfg, train_files: list[str], out: Path) -> Path:
+    """<out>/tokenizer.json as `budgetlm pretrain` trains it from the config's data settings (`budgetlm tokenizer`)."""
+    lowercase = [] if cfg.data.lowercase else ["--no-lowercase", "--no-nfkc"]
+    run(budgetlm_cmd("tokenizer", "--kind", cfg.data.tokenizer_kind, "--vocab-size", str(cfg.data.vocab_size),
+                     "--doc-split", cfg.data.doc_split, "--text-column", cfg.data.text_column, *lowercase,
+                     "--out", str(out), *train_files))
+    return out / "tokenizer.json"
+
+
 def run_parallel(args, cfg, out: Path) -> dict:
     """Tokenizer and caches once, then both arms at the same time in child processes."""
     out.mkdir(parents=True, exist_ok=True)
     train_files, _ = resolve_files(cfg)
-    tok_file = _tokenizer(cfg, train_files, out, resume=False)
+    tok_file = tokenizer_path(cfg.data.tokenizer) if cfg.data.tokenizer else train_tokenizer(cfg, train_files, out)
     for files in (train_files, [str(wikitext2("test"))]):
         build_or_load(files, **cache_kwargs(cfg, tok_file))
-    children = {arm: subprocess.Popen([sys.executable, __file__, "--config", args.config, "--out", str(out),
-                                       "--arm", arm, "--test-tokens", str(args.test_tokens), *args.overrides,
-                                       f"data.tokenizer={tok_file}"], stdout=(out / f"{arm}.log").open("w"),
-                                      stderr=subprocess.STDOUT)
+    children = {arm: launch([sys.executable, __file__, "--config", args.config, "--out", str(out), "--arm", arm,
+                             "--test-tokens", str(args.test_tokens), *args.overrides, f"data.tokenizer={tok_file}"],
+                            out / f"{arm}.log", echo=False)
                 for arm in ("budgetlm", "gpt2")}
     failed = [arm for arm, child in children.items() if child.wait()]
     if failed:
@@ -160,19 +169,21 @@ def main(argv=None) -> dict:
 
     if args.arm:  # a child of --parallel: one arm, its figures to <out>/<arm>.json
         tok_file = Path(cfg.data.tokenizer)
-        arm = run_budgetlm(cfg, out, args.test_tokens) if args.arm == "budgetlm" else run_gpt2(cfg, out, tok_file, args.test_tokens)
+        arm = run_budgetlm(args.config, args.overrides, cfg, out, args.test_tokens) if args.arm == "budgetlm" \
+            else run_gpt2(cfg, out, tok_file, args.test_tokens)
         (out / f"{args.arm}.json").write_text(json.dumps(arm, indent=2))
         return arm
     if args.parallel:
         arms = run_parallel(args, cfg, out)
     else:
-        arms = {"budgetlm": run_budgetlm(cfg, out, args.test_tokens)}
+        arms = {"budgetlm": run_budgetlm(args.config, args.overrides, cfg, out, args.test_tokens)}
         load["after_budgetlm"] = os.getloadavg()
         arms["gpt2"] = run_gpt2(cfg, out, out / "budgetlm" / "tokenizer.json", args.test_tokens)
     result = {"config": args.config, "overrides": args.overrides, "parallel": args.parallel,
               "command": " ".join([os.path.basename(sys.executable)] + sys.argv), **arms,
               "loadavg": load | {"end": os.getloadavg()}}
     (out / "results.json").write_text(json.dumps(result, indent=2))
+    print(machine_line(cfg.train.threads or "default"))
     for name in ("budgetlm", "gpt2"):
         r = result[name]
         print(f"{name:>9}: {r['train']['train_tokens']:,} training tokens in {r['train']['train_seconds']} s "

@@ -1,7 +1,7 @@
 """Kill -9 a pre-training run at random moments, resume it after every kill, and compare the finished run
 with an uninterrupted one (bitwise: same weights, same logged losses).
 
-    PYTHONPATH=. python bench/kill_resume.py --runs 5 --kills 4 --out /tmp/kill-resume
+    python bench/kill_resume.py --runs 5 --kills 4 --out /tmp/kill-resume
 
 Each run gets `--kills` SIGKILLs, each at a random training step (uniform over the steps this attempt has still
 to run, as its metrics.jsonl reports them), so the kills land however fast the machine is; an attempt that
@@ -12,24 +12,22 @@ tests/train/test_faults.py runs the same harness with 3 kills. Prints one JSON l
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import random
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from budgetlm.train.checkpoint import list_checkpoints  # noqa: E402
-from budgetlm.train.logs import METRICS, read_metrics  # noqa: E402
+from budgetlm.tokenizer import train_tokenizer
+from budgetlm.train.checkpoint import list_checkpoints
+from common import REPO, budgetlm_cmd, cli_env, machine_line, read_metrics
 
 
 def pretrain_argv(inputs: Path, out: Path, steps: int) -> list[str]:
@@ -42,8 +40,8 @@ def pretrain_argv(inputs: Path, out: Path, steps: int) -> list[str]:
 
 
 def launch(argv: list[str], log) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    return subprocess.Popen([sys.executable, "-m", "budgetlm", *argv], env=env, stdout=log, stderr=log)
+    env = cli_env(threads=1, TOKENIZERS_PARALLELISM="false")
+    return subprocess.Popen(budgetlm_cmd(*argv), env=env, stdout=log, stderr=log)
 
 
 def resumed_step(run: Path) -> int:
@@ -53,7 +51,7 @@ def resumed_step(run: Path) -> int:
 
 def wait_for_step(proc: subprocess.Popen, run: Path, since_ns: int, step: int, timeout: float = 300) -> bool:
     """True once this attempt has logged training step `step` or a later one (False if it ended first)."""
-    metrics = run / METRICS
+    metrics = run / "metrics.jsonl"
     end = time.time() + timeout
     while time.time() < end and proc.poll() is None:
         if metrics.exists() and metrics.stat().st_mtime_ns > since_ns:  # rewritten by this attempt, then appended
@@ -100,11 +98,7 @@ def same_run(a: Path, b: Path) -> tuple[bool, str]:
 
 
 def make_inputs(d: Path) -> Path:
-    import importlib.util
-
-    from budgetlm.tokenizer import train_tokenizer
-
-    spec = importlib.util.spec_from_file_location("budgetlm_test_fixtures", ROOT / "tests" / "conftest.py")
+    spec = importlib.util.spec_from_file_location("budgetlm_test_fixtures", REPO / "tests" / "conftest.py")
     fixtures = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(fixtures)
     make_corpus = fixtures.make_corpus
@@ -125,6 +119,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("/tmp/budgetlm-kill-resume"))
     args = ap.parse_args()
+    print(json.dumps({"machine": machine_line(1)}), flush=True)
     shutil.rmtree(args.out, ignore_errors=True)
     inputs = make_inputs(args.out / "inputs")
     rng = random.Random(args.seed)

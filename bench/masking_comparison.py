@@ -23,29 +23,26 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from budgetlm.config import build_config, PretrainConfig, parse_budget
+import yaml
+
 from budgetlm.data.root import data_root, english_pretraining_files
+from common import REPO, budgetlm_cmd, format_mean_std, machine_line, mean_std, read_results, run
 
 STRATEGIES = ["random", "wwm", "pmi", "spanbert"]
-REPO = Path(__file__).resolve().parents[1]
+STEPS = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kK]?)\s*steps?\s*$")  # a step budget as train.budget reads it
 
 
-def run(cmd: list[str], log: Path) -> None:
+def run_logged(cmd: list[str], log: Path) -> None:
     print(f"[{time.strftime('%H:%M:%S')} load {os.getloadavg()[0]:.1f}] $ " + " ".join(cmd), flush=True)
-    with open(log, "w") as f:
-        subprocess.run(cmd, check=True, stdout=f, stderr=subprocess.STDOUT)
-
-
-def mean_std(xs: list[float]) -> tuple[float, float]:
-    return statistics.mean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
+    run(cmd, log)
 
 
 def main() -> None:
@@ -60,21 +57,21 @@ def main() -> None:
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    bl = [sys.executable, "-m", "budgetlm"]
     pre_cfg, ft_cfg = str(REPO / "configs" / "masking-pretrain.yaml"), str(REPO / "configs" / "masking-finetune.yaml")
     train_files = [str(p) for p in english_pretraining_files()] + [str(data_root() / "sst2" / "train.tsv")]
-    budget = args.pretrain_budget or build_config(PretrainConfig, pre_cfg).train.budget
-    steps = parse_budget(budget)
-    if steps.kind != "steps":
+    budget = str(args.pretrain_budget or yaml.safe_load(Path(pre_cfg).read_text())["train"]["budget"])
+    steps = STEPS.match(budget)
+    if not steps:
         sys.exit("error: the comparison needs a step budget (e.g. 300steps), not wall clock or tokens")
-    half_budget = f"{int(steps.amount) // 2}steps"
+    half_budget = f"{int(float(steps.group(1)) * (1000 if steps.group(2) else 1)) // 2}steps"
 
     tok = out / "tokenizer"
     if not (tok / "tokenizer.json").exists():
-        run(bl + ["tokenizer", "--kind", "wordpiece", "--vocab-size", "8192", "--out", str(tok), *train_files], out / "tokenizer.log")
+        run_logged(budgetlm_cmd("tokenizer", "--kind", "wordpiece", "--vocab-size", "8192", "--out", str(tok), *train_files),
+                   out / "tokenizer.log")
     vocab = out / "pmi-vocab.txt"
     if not vocab.exists():
-        run(bl + ["pmi-vocab", "--out", str(vocab), *train_files], out / "pmi-vocab.log")
+        run_logged(budgetlm_cmd("pmi-vocab", "--out", str(vocab), *train_files), out / "pmi-vocab.log")
 
     arms = [(m, budget) for m in args.strategies] + ([("pmi", half_budget)] if args.half else [])
 
@@ -84,17 +81,17 @@ def main() -> None:
         pre, ft = out / f"pretrain-{name}-seed{seed}", out / f"finetune-{name}-seed{seed}"
         if not (pre / "results.json").exists():
             shutil.rmtree(pre, ignore_errors=True)  # a run killed before its report restarts from scratch
-            cmd = bl + ["pretrain", "--config", pre_cfg, "--tokenizer", str(tok), "--train", *train_files,
-                        "--budget", b, "--out", str(pre), f"objective.masking={masking}", f"train.seed={seed}"]
+            cmd = budgetlm_cmd("pretrain", "--config", pre_cfg, "--tokenizer", str(tok), "--train", *train_files,
+                               "--budget", b, "--out", str(pre), f"objective.masking={masking}", f"train.seed={seed}")
             if masking == "pmi":
                 cmd.append(f"objective.pmi_vocab={vocab}")
-            run(cmd, out / f"{pre.name}.log")
+            run_logged(cmd, out / f"{pre.name}.log")
         if not (ft / "results.json").exists():
             shutil.rmtree(ft, ignore_errors=True)
-            cmd = bl + ["finetune", "--config", ft_cfg, "--model", str(pre), "--out", str(ft), f"train.seed={seed}"]
+            cmd = budgetlm_cmd("finetune", "--config", ft_cfg, "--model", str(pre), "--out", str(ft), f"train.seed={seed}")
             if args.finetune_budget:
                 cmd += ["--budget", args.finetune_budget]
-            run(cmd, out / f"{ft.name}.log")
+            run_logged(cmd, out / f"{ft.name}.log")
 
     # seeds outermost: a cut-short experiment still has whole seeds for every arm. Arms are independent
     # single-threaded processes, so --jobs N runs N at once (each still gets the same step budget).
@@ -106,8 +103,8 @@ def main() -> None:
     rows: dict[str, list[dict]] = {}
     for seed, masking, b in jobs:
         name = masking if b == budget else f"{masking}-{b}"
-        p = json.loads((out / f"pretrain-{name}-seed{seed}" / "results.json").read_text())
-        f = json.loads((out / f"finetune-{name}-seed{seed}" / "results.json").read_text())
+        p = read_results(out / f"pretrain-{name}-seed{seed}")
+        f = read_results(out / f"finetune-{name}-seed{seed}")
         rows.setdefault(name, []).append({
             "seed": seed, "mlm_loss": p["mlm_loss"], "mlm_accuracy": p["mlm_accuracy"], "pretrain_steps": p["steps"],
             "pretrain_seconds": p["train_seconds"], "sst2_accuracy": f["accuracy"], "finetune_seconds": f["train_seconds"]})
@@ -122,12 +119,13 @@ def write_summary(out: Path, rows: dict[str, list[dict]], budget: str, args) -> 
         acc, loss, macc = mean_std([r["sst2_accuracy"] for r in rs]), mean_std([r["mlm_loss"] for r in rs]), mean_std([r["mlm_accuracy"] for r in rs])
         secs = statistics.mean(r["pretrain_seconds"] for r in rs)
         summary[name] = {"runs": rs, "sst2_accuracy": acc, "mlm_loss": loss, "mlm_accuracy": macc}
-        lines.append(f"| {name} | {rs[0]['pretrain_steps']} | {len(rs)} | {100 * acc[0]:.2f} ± {100 * acc[1]:.2f} | "
-                     f"{loss[0]:.3f} ± {loss[1]:.3f} | {100 * macc[0]:.2f} ± {100 * macc[1]:.2f} | {secs:.0f} |")
+        lines.append(f"| {name} | {rs[0]['pretrain_steps']} | {len(rs)} | {format_mean_std(*acc, scale=100)} | "
+                     f"{format_mean_std(*loss, digits=3)} | {format_mean_std(*macc, scale=100)} | {secs:.0f} |")
     table = "\n".join(lines)
     (out / "summary.md").write_text(table + "\n")
     (out / "summary.json").write_text(json.dumps({"budget": budget, "seeds": args.seeds, "arms": summary,
                                                   "loadavg_at_end": os.getloadavg()}, indent=2))
+    print(machine_line(1), flush=True)
     print(table, flush=True)
 
 

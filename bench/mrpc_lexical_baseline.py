@@ -4,11 +4,12 @@ numbers match, and how many differ), fitted exactly like `budgetlm probe` fits e
 C by 5-fold cross-validation on the training pairs, tasks/pair_probe.py). It says how much of MRPC a model
 could get from surface overlap alone.
 
-    BUDGETLM_DATA=/work/shared/data PYTHONPATH=. python bench/mrpc_lexical_baseline.py
+    BUDGETLM_DATA=/work/shared/data python bench/mrpc_lexical_baseline.py
 """
 
 from __future__ import annotations
 
+import argparse
 import re
 
 import numpy as np
@@ -16,6 +17,7 @@ import numpy as np
 from budgetlm.data.pairs import read_mrpc
 from budgetlm.data.root import in_root
 from budgetlm.tasks.pair_probe import fit_probe
+from common import machine_line
 
 
 def words(s: str) -> list[str]:
@@ -39,6 +41,7 @@ def overlap_features(a: str, b: str) -> list[float]:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     train = read_mrpc(in_root("mrpc", "msr_paraphrase_train.txt"))
     test = read_mrpc(in_root("mrpc", "msr_paraphrase_test.txt"))
     x_train = np.array([overlap_features(a, b) for _, a, b in train])
@@ -48,6 +51,7 @@ def main() -> None:
     pred = probe.predict(x_test)
     tp = int(((pred == 1) & (y_test == 1)).sum())
     f1 = 2 * tp / max(1, int((pred == 1).sum()) + int((y_test == 1).sum()))
+    print(machine_line())
     print(f"MRPC test: accuracy {100 * (pred == y_test).mean():.2f}, F1 {100 * f1:.2f} (C={c}, 5-fold CV accuracy "
           f"{100 * cv:.2f}); majority class {100 * max(y_test.mean(), 1 - y_test.mean()):.2f}")
 

@@ -11,7 +11,6 @@ at the test pairs.
 from __future__ import annotations
 
 import argparse
-import json
 import warnings
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from budgetlm.stages.embed import load_embedder
 from budgetlm.stages.probe import embedding_variants, pair_matrix, pair_sentences, read_pair_task
 from budgetlm.tasks.classification import label_ids
 from budgetlm.tasks.pair_probe import C_GRID, fit_probe
+from common import machine_line, write_json
 
 GRIDS = {"probe": C_GRID, "wide": tuple(float(c) for c in 10.0 ** np.arange(-6, 1.01, 0.5))}
 
@@ -37,6 +37,7 @@ def main() -> None:
     y_train, y_test = np.array(label_ids(train, names)), np.array(label_ids(test, names))
     texts, row = pair_sentences(train, test)
 
+    print(machine_line(), flush=True)
     rows = []
     for path in args.models:
         model, tok = load_embedder(path, False)
@@ -52,7 +53,7 @@ def main() -> None:
                              "cv_accuracy": round(cv, 4), "test_accuracy": round(acc, 4)})
                 print(f"{path} {kind} grid={grid_name} C={c:g} cv={cv:.4f} test={acc:.4f}", flush=True)
     if args.out:
-        Path(args.out).write_text(json.dumps({"task": "mrpc", "rows": rows}, indent=1) + "\n")
+        write_json(Path(args.out), {"task": "mrpc", "rows": rows}, indent=1)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 The model is the one configs/sst2-budget-pretrain.yaml builds (read from the preset; its 16k vocabulary);
 gradients are random. One thread by default, as the fine-tuning presets run.
 
-    PYTHONPATH=. python bench/optimizer_update.py [--config configs/...yaml] [--threads 1] [--steps 50]
+    python bench/optimizer_update.py [--config configs/...yaml] [--threads 1] [--steps 50]
 """
 
 from __future__ import annotations
@@ -11,14 +11,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
-from pathlib import Path
 
 import torch
 
 from budgetlm.config import PretrainConfig, build_config
 from budgetlm.models import build_mlm_model
-
-REPO = Path(__file__).resolve().parents[1]
+from common import REPO, machine_line
 
 
 def time_update(params: list[torch.nn.Parameter], steps: int, **kind) -> float:
@@ -46,6 +44,7 @@ def main() -> None:
     n = sum(p.numel() for p in params)
     times = {name: time_update(params, args.steps, **kind) for name, kind in
              [("fused", {"fused": True}), ("foreach", {"foreach": True}), ("per-tensor", {"foreach": False})]}
+    print(machine_line())
     print(f"AdamW update of {n / 1e6:.2f}M parameters in {len(params)} tensors, {args.threads} thread(s):")
     for name, t in times.items():
         print(f"  {name:<11} {t * 1e3:6.2f} ms   ({times['foreach'] / t:.2f}x foreach)")

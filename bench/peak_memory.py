@@ -2,7 +2,7 @@
 build on the whole shared English pre-training text, and (3) a pre-training run of the 20-minute recipe
 (configs/sst2-budget-pretrain.yaml) cut to --budget.
 
-    PYTHONPATH=. python bench/peak_memory.py --budget 3m --out /tmp/budgetlm-peak
+    python bench/peak_memory.py --budget 3m --out /tmp/budgetlm-peak
 
 Every step runs in its own process with a fresh cache directory, so nothing is reused between them.
 Prints one JSON line per step (max_rss_mb, wall seconds, load average before and after).
@@ -15,24 +15,19 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from budgetlm.data.root import english_pretraining_files
+from common import REPO, cli_env, machine_line, read_results, run
 
 
 def measured(argv: list[str], env: dict) -> dict:
-    load_before = os.getloadavg()
-    t0 = time.time()
-    proc = subprocess.run(["/usr/bin/time", "-v", sys.executable, *argv], env=env, capture_output=True, text=True)
-    wall = time.time() - t0
-    if proc.returncode:
-        raise SystemExit(f"{argv} failed:\n{proc.stderr[-3000:]}")
-    rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
-    return {"max_rss_mb": round(rss_kb / 1024, 1), "wall_s": round(wall, 1),
-            "load_before": [round(x, 1) for x in load_before], "load_after": [round(x, 1) for x in os.getloadavg()]}
+    proc = run(["/usr/bin/time", "-v", sys.executable, *argv], env=env, capture=True)
+    rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc["stderr"]).group(1))
+    return {"max_rss_mb": round(rss_kb / 1024, 1), "wall_s": round(proc["wall_s"], 1),
+            "load_before": [round(x, 1) for x in proc["loadavg_before"]],
+            "load_after": [round(x, 1) for x in proc["loadavg_after"]]}
 
 
 def main() -> None:
@@ -41,12 +36,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=Path("/tmp/budgetlm-peak"))
     args = ap.parse_args()
-    sys.path.insert(0, str(ROOT))
-    from budgetlm.data.root import english_pretraining_files
-
+    print(json.dumps({"machine": machine_line(args.threads)}), flush=True)
     shutil.rmtree(args.out, ignore_errors=True)
     args.out.mkdir(parents=True)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "BUDGETLM_CACHE": str(args.out / "cache"), "OMP_NUM_THREADS": str(args.threads)}
+    env = cli_env(threads=args.threads, BUDGETLM_CACHE=str(args.out / "cache"))
     files = [str(f) for f in english_pretraining_files()]
     size_mb = sum(os.path.getsize(f) for f in files) / 1e6
 
@@ -58,10 +51,10 @@ def main() -> None:
     cache = measured(["-c", build, str(args.out / "tok" / "tokenizer.json"), *files], env)
     print(json.dumps({"step": "token cache build", "input_mb": round(size_mb, 1), **cache}), flush=True)
 
-    pre = measured(["-m", "budgetlm", "pretrain", "--config", str(ROOT / "configs" / "sst2-budget-pretrain.yaml"),
+    pre = measured(["-m", "budgetlm", "pretrain", "--config", str(REPO / "configs" / "sst2-budget-pretrain.yaml"),
                     "--tokenizer", str(args.out / "tok"), "--train", *files, "--budget", args.budget,
                     "--out", str(args.out / "pretrain"), f"train.threads={args.threads}", "train.eval_every=0"], env)
-    results = json.loads((args.out / "pretrain" / "results.json").read_text())
+    results = read_results(args.out / "pretrain")
     print(json.dumps({"step": f"pretrain {args.budget} (configs/sst2-budget-pretrain.yaml)", **pre,
                       "steps": results["steps"], "tokens_per_s": results["tokens_per_s"]}), flush=True)
 

@@ -16,13 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from budgetlm.atomic import write_json
 from budgetlm.data.root import english_pretraining_files
+from common import cli_env, machine_line, run, write_json
 
 CHILD = r"""
 import json, resource, sys, time
@@ -37,12 +36,10 @@ print(json.dumps(summary))
 
 
 def measure(files: list[str], repeat: int, out: str) -> dict:
-    env = dict(os.environ, TOKENIZERS_PARALLELISM="false")
-    load_before = os.getloadavg()[0]
-    proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(files * repeat), out], env=env,
-                          capture_output=True, text=True, check=True)
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    result.update(repeat=repeat, loadavg_1m=round((load_before + os.getloadavg()[0]) / 2, 2),
+    proc = run([sys.executable, "-c", CHILD, json.dumps(files * repeat), out], env=cli_env(TOKENIZERS_PARALLELISM="false"),
+               capture=True)
+    result = json.loads(proc["stdout"].strip().splitlines()[-1])
+    result.update(repeat=repeat, loadavg_1m=round((proc["loadavg_before"][0] + proc["loadavg_after"][0]) / 2, 2),
                   words_per_s=round(result["words"] / result["wall_seconds"]))
     return result
 
@@ -54,6 +51,7 @@ def main() -> int:
     ap.add_argument("--json", help="also write the measurements here")
     args = ap.parse_args()
     files = [str(p) for p in english_pretraining_files()]
+    print(machine_line("default"), flush=True)
     best: dict[int, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):

@@ -11,12 +11,10 @@ The table reports steps, tokens, tokens/s and the final masked-LM loss/accuracy 
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 from budgetlm.data.root import data_root, english_pretraining_files
+from common import budgetlm_cmd, machine_line, read_results, run
 
 
 def main() -> None:
@@ -35,17 +33,17 @@ def main() -> None:
     rows = []
     for spec in args.variant:
         name, _, overrides = spec.partition("=")
-        run = Path(args.out) / name
-        if not (run / "results.json").exists():
-            cmd = [sys.executable, "-m", "budgetlm", "pretrain", "--config", args.config, "--budget", args.budget,
-                   "--train", *train, "--valid", valid, "--out", str(run), "train.eval_every=0", *overrides.split()]
+        run_dir = Path(args.out) / name
+        if not (run_dir / "results.json").exists():
+            cmd = budgetlm_cmd("pretrain", "--config", args.config, "--budget", args.budget, "--train", *train,
+                               "--valid", valid, "--out", str(run_dir), "train.eval_every=0", *overrides.split())
             if args.tokenizer:
                 cmd += ["--tokenizer", args.tokenizer]
-            print("$ " + " ".join(cmd), flush=True)
-            subprocess.run(cmd, check=True)
-        r = json.loads((run / "results.json").read_text())
+            run(cmd, echo=True)
+        r = read_results(run_dir)
         rows.append((name, overrides, r))
-    print("\n| variant | overrides | steps | tokens | tokens/s | MLM loss | MLM acc | pseudo-ppl |")
+    print("\n" + machine_line())
+    print("| variant | overrides | steps | tokens | tokens/s | MLM loss | MLM acc | pseudo-ppl |")
     print("|---|---|---|---|---|---|---|---|")
     for name, overrides, r in rows:
         print(f"| {name} | `{overrides}` | {r['steps']} | {r['train_tokens']:,} | {r['tokens_per_s']:.0f} | "

@@ -2,7 +2,7 @@
 through sentence-transformers alone (its tokenizer, pooling and modules), to compare with the figure budgetlm
 reported for the model it came from.
 
-    BUDGETLM_DATA=/work/shared/data PYTHONPATH=. python bench/sentence_transformers_sts.py EXPORT_DIR [--split test]
+    BUDGETLM_DATA=/work/shared/data python bench/sentence_transformers_sts.py EXPORT_DIR [--split test]
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from scipy.stats import spearmanr
 
 from budgetlm.data.pairs import read_scored_pairs
 from budgetlm.data.root import in_root
+from common import machine_line
 
 
 def main() -> None:
@@ -30,6 +31,7 @@ def main() -> None:
     model = SentenceTransformer(args.model, device="cpu", local_files_only=True)
     a, b = (model.encode([p[i] for p in pairs], batch_size=64, normalize_embeddings=True) for i in (0, 1))
     rho = spearmanr((a * b).sum(1), np.array([p[2] for p in pairs])).statistic * 100
+    print(machine_line())
     print(f"{args.model}: STS-B {args.split} Spearman {rho:.2f} over {len(pairs):,} pairs (sentence-transformers)")
 
 

@@ -4,7 +4,7 @@ step. Runs are interleaved (cached, uncached, cached, ...) and the median ratio 
 in wall-clock and in CPU time of this (single-threaded) process: on a shared, oversubscribed machine the
 process is descheduled most of the time and only the CPU-time figures say what the code costs.
 
-    PYTHONPATH=. python bench/seq2seq_generation_speed.py [--rounds 3] [--threads 1]
+    python bench/seq2seq_generation_speed.py [--rounds 3] [--threads 1]
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import torch
 from budgetlm.config import ModelConfig
 from budgetlm.models import build_seq2seq_model
 from budgetlm.models.seq2seq_generate import generate
+from common import machine_line
 
 
 def main() -> None:
@@ -61,6 +62,7 @@ def main() -> None:
         "median_speedup_cpu_time": round(statistics.median(cpu_ratios), 2),
         "loadavg_before": [round(x, 2) for x in load_before], "loadavg_after": [round(x, 2) for x in os.getloadavg()],
     }
+    result["machine"] = machine_line()
     print(json.dumps(result, indent=2))
 
 

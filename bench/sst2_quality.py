@@ -17,24 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
-import subprocess
 import sys
 from pathlib import Path
 
 from budgetlm.data.root import data_root, english_pretraining_files
-
-
-def launch(cmd: list[str], log: Path) -> subprocess.Popen:
-    print("$ " + " ".join(cmd), flush=True)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT)
-
-
-def wait_all(procs: list[subprocess.Popen]) -> None:
-    codes = [p.wait() for p in procs]
-    if any(codes):
-        sys.exit(f"a run failed (exit codes {codes}); see the .log files")
+from common import budgetlm_cmd, format_mean_std, launch, machine_line, mean_std, read_results, wait_all
 
 
 def main() -> None:
@@ -61,24 +48,23 @@ def main() -> None:
     if bad:
         ap.error(f"--arm-set takes pretrained:key=value or scratch:key=value, got {', '.join(bad)}")
     out = Path(args.out)
-    bl = [sys.executable, "-m", "budgetlm"]
     sst2 = str(data_root() / "sst2" / "train.tsv")
     train_files = [str(p) for p in english_pretraining_files()] + [sst2] * args.sst2_repeats
 
     pre = Path(args.pretrained) if args.pretrained else out / "pretrain"
     if not (pre / "results.json").exists():
-        cmd = bl + ["pretrain", "--config", args.config, "--train", *train_files, "--out", str(pre)]
+        cmd = budgetlm_cmd("pretrain", "--config", args.config, "--train", *train_files, "--out", str(pre))
         if args.pretrain_budget:
             cmd += ["--budget", args.pretrain_budget]
         if args.tokenizer:
             cmd += ["--tokenizer", args.tokenizer]
         cmd += ["--resume"] if (pre / "checkpoints").exists() else []
         wait_all([launch(cmd + args.pretrain_overrides, out / "pretrain.log")])
-    table = {"pretrain": json.loads((pre / "results.json").read_text()), "pretrain_run": str(pre), "command": " ".join(sys.argv)}
+    table = {"pretrain": read_results(pre), "pretrain_run": str(pre), "command": " ".join(sys.argv)}
 
     def finetune_cmd(arm: str, seed: int) -> tuple[list[str], Path]:
         d = out / f"finetune-{arm}-seed{seed}"
-        cmd = bl + ["finetune", "--config", args.finetune_config, "--model", str(pre), "--out", str(d)]
+        cmd = budgetlm_cmd("finetune", "--config", args.finetune_config, "--model", str(pre), "--out", str(d))
         cmd += ["--scratch"] if arm == "scratch" else []
         if args.finetune_budget:
             cmd += ["--budget", args.finetune_budget]
@@ -96,11 +82,11 @@ def main() -> None:
             wait_all([launch(c, d.with_suffix(".log")) for c, d in todo])
 
     for arm in ("pretrained", "scratch"):
-        results = [json.loads((out / f"finetune-{arm}-seed{s}" / "results.json").read_text()) for s in args.seeds]
+        results = [read_results(out / f"finetune-{arm}-seed{s}") for s in args.seeds]
         accs = [r["accuracy"] for r in results]
+        mean, std = mean_std(accs)
         table[arm] = {"accuracies": accs, "steps": [r["steps"] for r in results],
-                      "kept_steps": [r.get("kept_step", r["steps"]) for r in results], "mean": statistics.mean(accs),
-                      "std": statistics.stdev(accs) if len(accs) > 1 else 0.0}
+                      "kept_steps": [r.get("kept_step", r["steps"]) for r in results], "mean": mean, "std": std}
     gain = 100 * (table["pretrained"]["mean"] - table["scratch"]["mean"])
     table["gain_points"] = gain
     table["load_average_at_end"] = os.getloadavg()
@@ -108,10 +94,11 @@ def main() -> None:
     p = table["pretrain"]
     figures = ", ".join(f"{k} {p[k]:.3f}" for k in ("mlm_loss", "mlm_accuracy", "pseudo_perplexity",  # masked LM
                                                       "generator_mlm_accuracy", "rtd_accuracy") if k in p)  # ELECTRA
-    print(f"\npre-training: {p['steps']} steps, {p['train_tokens']:,} tokens in {p['train_seconds']:.0f}s; {figures}")
+    print("\n" + machine_line("default" if args.sequential else 1))
+    print(f"pre-training: {p['steps']} steps, {p['train_tokens']:,} tokens in {p['train_seconds']:.0f}s; {figures}")
     for arm in ("pretrained", "scratch"):
         t = table[arm]
-        print(f"SST-2 dev accuracy, {arm:<10}: {100 * t['mean']:.2f} +- {100 * t['std']:.2f}  "
+        print(f"SST-2 dev accuracy, {arm:<10}: {format_mean_std(t['mean'], t['std'], scale=100, sep='+-')}  "
               f"(seeds: {', '.join(f'{100 * a:.2f}' for a in t['accuracies'])}; steps {t['steps']}, kept {t['kept_steps']})")
     print(f"gain from pre-training: {gain:+.2f} points (target: >= +1.5, and pre-trained >= 83%)")
 

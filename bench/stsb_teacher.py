@@ -4,7 +4,7 @@ Scores the teacher twice on each split: through its own transformers class (mean
 sentence-transformers does) and imported into budgetlm (export/hf.py load_any: BertModel -> budgetlm encoder,
 vocabulary renumbered). Both must agree; the import is what `budgetlm finetune --model <teacher dir>` uses.
 
-    BUDGETLM_DATA=/work/shared/data PYTHONPATH=. python bench/stsb_teacher.py --out bench/results/stsb-teacher.jsonl
+    BUDGETLM_DATA=/work/shared/data python bench/stsb_teacher.py --out bench/results/stsb-teacher.jsonl
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from budgetlm.data.root import in_root
 from budgetlm.stages.embed import evaluate_sts
 from budgetlm.tasks.embedding import spearman_of_cosines
 from budgetlm.tasks.teacher import Teacher
+from common import machine_line
 
 
 def main() -> None:
@@ -31,6 +32,7 @@ def main() -> None:
     ap.add_argument("--out", help="append one JSON line per split here, as soon as it is measured")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    print(json.dumps({"machine": machine_line()}), file=sys.stderr)
     teacher = Teacher("minilm")
     for split in args.splits.split(","):
         path = in_root("stsb", f"sts-{split}.csv")

@@ -8,8 +8,8 @@ general English pre-training text (Gutenberg and State of the Union paragraphs, 
 5-30 words; `--max-lines` samples them). One sentence per line, one document per source (blank line between
 sources). The file goes under runs/ (derived from the data root; never committed).
 
-    BUDGETLM_DATA=/work/shared/data PYTHONPATH=. python bench/task_text.py --out runs/task-text.txt
-    BUDGETLM_DATA=/work/shared/data PYTHONPATH=. python bench/task_text.py --sources agnews --out runs/agnews-dev.txt
+    BUDGETLM_DATA=/work/shared/data python bench/task_text.py --out runs/task-text.txt
+    BUDGETLM_DATA=/work/shared/data python bench/task_text.py --sources agnews --out runs/agnews-dev.txt
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Each run is `budgetlm finetune` in a child process, so its CPU time is measured 
 shared: wall time depends on the neighbours, CPU time much less). Finished runs (results.json present) are
 reused, so the script can be re-run to add seeds. Usage:
 
-    BUDGETLM_DATA=/work/shared/data PYTHONPATH=. python bench/tasks_quality.py \
+    BUDGETLM_DATA=/work/shared/data python bench/tasks_quality.py \
         --model runs/sst2-quality-v3/pretrain --out runs/tasks-v3 \
         --runs mrpc:pretrained:0,wikiann:pretrained:0,stsb:pretrained:0,multitask:pretrained:0
     python bench/tasks_quality.py --out runs/tasks-v3 --summary bench/results/tasks-quality-v3.json
@@ -15,15 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import statistics
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from common import REPO, budgetlm_cmd, format_mean_std, machine_line, mean_std, read_results, run
 CONFIGS = {
     "mrpc": "configs/mrpc-finetune.yaml",
     "wikiann": "configs/wikiann-finetune.yaml",
@@ -49,22 +44,15 @@ def run_one(model: str, out: Path, task: str, arm: str, seed: int, extra: list[s
     run_dir = out / f"{task}-{arm}-seed{seed}"
     if (run_dir / "results.json").exists() and (run_dir / "bench.json").exists():
         return json.loads((run_dir / "bench.json").read_text())
-    cmd = [sys.executable, "-m", "budgetlm", "finetune", "--model", model, "--config", str(REPO / CONFIGS[task]),
-           "--out", str(run_dir), f"train.seed={seed}", *extra] + (["--scratch"] if arm == "scratch" else [])
-    load_before = os.getloadavg()
-    t0 = time.time()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    with open(out / f"{task}-{arm}-seed{seed}.log", "w") as log:
-        code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if code != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed with exit code {code}; see the log in {out}")
-    results = json.loads((run_dir / "results.json").read_text())
+    cmd = budgetlm_cmd("finetune", "--model", model, "--config", str(REPO / CONFIGS[task]), "--out", str(run_dir),
+                       f"train.seed={seed}", *extra) + (["--scratch"] if arm == "scratch" else [])
+    proc = run(cmd, out / f"{task}-{arm}-seed{seed}.log", cwd=REPO)
+    results = read_results(run_dir)
     record = {
-        "task": task, "arm": arm, "seed": seed, "command": " ".join(cmd[1:]), "wall_s": round(time.time() - t0, 1),
-        "cpu_s": round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 1),
-        "train_seconds": results["train_seconds"], "steps": results["steps"],
-        "loadavg_before": [round(x, 2) for x in load_before], "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+        "task": task, "arm": arm, "seed": seed, "command": " ".join(cmd[1:]), "wall_s": round(proc["wall_s"], 1),
+        "cpu_s": round(proc["cpu_s"], 1), "train_seconds": results["train_seconds"], "steps": results["steps"],
+        "loadavg_before": [round(x, 2) for x in proc["loadavg_before"]],
+        "loadavg_after": [round(x, 2) for x in proc["loadavg_after"]],
         "results": {k: v for k, v in results.items() if isinstance(v, (int, float))},
     }
     (run_dir / "bench.json").write_text(json.dumps(record, indent=2))
@@ -84,8 +72,7 @@ def summarize(out: Path) -> dict:
             row["steps"].append(r["steps"])
             row["loadavg"].append(r["loadavg_before"][0])
     for row in table.values():
-        row["mean"] = statistics.mean(row["values"])
-        row["std"] = statistics.stdev(row["values"]) if len(row["values"]) > 1 else 0.0
+        row["mean"], row["std"] = mean_std(row["values"])
         row["n"] = len(row["values"])
     return {"rows": table, "runs": records}
 
@@ -100,6 +87,7 @@ def main() -> None:
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    print(machine_line("the presets' train.threads"), flush=True)
     for item in filter(None, args.runs.split(",")):
         task, arm, seed = item.split(":")
         run_one(args.model, out, task, arm, int(seed), args.overrides)
@@ -107,7 +95,7 @@ def main() -> None:
         summary = summarize(out)
         Path(args.summary).write_text(json.dumps(summary, indent=2))
         for name, row in summary["rows"].items():
-            print(f"{name:<55} {100 * row['mean']:.2f} ± {100 * row['std']:.2f} (n={row['n']}, "
+            print(f"{name:<55} {format_mean_std(row['mean'], row['std'], scale=100)} (n={row['n']}, "
                   f"{statistics.mean(row['cpu_s']):.0f} CPU-s, {statistics.mean(row['steps']):.0f} steps)")
 
 

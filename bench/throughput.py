@@ -11,9 +11,9 @@ Timed rounds alternate (peer k steps, budgetlm k steps, budgetlm k, peer k, ...)
 machine hits both. Reported: median s/step, tokens/s (B x T per step), the ratio budgetlm/peer, analytic
 model FLOPs and MFU against the matmul peak (fp32, or bf16 under --precision bf16) measured in the same run, page faults and kernel CPU time.
 
-    PYTHONPATH=. python bench/throughput.py                   # defaults: the product config (see --help)
-    PYTHONPATH=. python bench/throughput.py --steps 4 --warmup 1 --round-steps 1   # smoke test
-    PYTHONPATH=. python bench/throughput.py --json throughput.json
+    python bench/throughput.py                   # defaults: the product config (see --help)
+    python bench/throughput.py --steps 4 --warmup 1 --round-steps 1   # smoke test
+    python bench/throughput.py --json throughput.json
 
 See bench/README.md for how to read the output.
 """
@@ -21,29 +21,25 @@ See bench/README.md for how to read the output.
 from __future__ import annotations
 
 import argparse
-import datetime
 import math
 import os
-import platform
 import resource
 import statistics
-import sys
 import time
 from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
-import transformers
 from transformers import BertConfig, BertForMaskedLM
 
-from budgetlm.atomic import write_json
 from budgetlm.config import ModelConfig, ObjectiveConfig
 from budgetlm.models import build_mlm_model, count_parameters
 from budgetlm.objectives.mlm import IGNORE_INDEX, mask_tokens, mlm_loss, vocabulary_loss
 from budgetlm.train import precision
 from budgetlm.train.compile import compile_blocks, compile_fn
 from budgetlm.train.memory import tune_allocator
+from common import machine_line, matmul_peak_gflops, system_info, write_json
 
 # budgetlm's model as --arch; the peer is always BERT. "bert" is architecturally identical to
 # BertForMaskedLM (post-LN, learned positions, exact GELU, biases, embedding LayerNorm, eps 1e-12).
@@ -104,19 +100,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 # ------------------------------------------------------------------------------------------- measuring
-
-def matmul_peak_gflops(plan=((2048, 10), (4096, 3)), dtype=torch.float32) -> float:
-    """Best GFLOP/s of torch.mm on n x n matrices (2 n^3 FLOPs each) in `dtype`: the machine's practical peak."""
-    best = 0.0
-    for n, reps in plan:
-        a, b, c = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype), torch.empty(n, n, dtype=dtype)
-        torch.mm(a, b, out=c)  # warm-up: threads, page faults of c
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            torch.mm(a, b, out=c)
-            best = max(best, 2 * n**3 / (time.perf_counter() - t0) / 1e9)
-    return best
-
 
 def train_flops_per_step(cfg: ModelConfig, batch_size: int, seq_len: int, n_predicted: int) -> float:
     """Analytic model FLOPs of one training step (forward + backward), counted, not profiled.
@@ -226,27 +209,6 @@ def make_batch(batch_size: int, seq_len: int, vocab_size: int, seed: int) -> tup
     return ids, ids < N_SPECIAL
 
 
-def system_info(tuned: bool) -> dict:
-    cpu = "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "cpu_model": cpu,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "python": platform.python_version(),
-        "libc": " ".join(platform.libc_ver()),
-        "allocator_tuned": tuned,
-        "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
-    }
-
-
 # ------------------------------------------------------------------------------------------- main
 
 def main(argv=None) -> dict:
@@ -254,7 +216,7 @@ def main(argv=None) -> dict:
     tuned = False if args.no_tune_allocator else tune_allocator()  # process-wide: applies to both models
     if args.threads:
         torch.set_num_threads(args.threads)
-    info = system_info(tuned)
+    info = system_info(allocator_tuned=tuned)
     info["loadavg_start"] = os.getloadavg()
     B, T, V = args.batch_size, args.seq_len, args.vocab_size
     tokens_per_step = B * T
@@ -291,6 +253,7 @@ def main(argv=None) -> dict:
                   train_flops_per_step(ours_cfg, B, T, n_predicted=n_masked)),
     ]
     peer_c, ours_c = contenders
+    print(machine_line(), flush=True)
     print(f"config: {args.n_layers} layers, d_model {args.d_model}, {args.n_heads} heads, d_ff {args.d_ff}, "
           f"vocab {V}, batch {B} x {T}, budgetlm arch {args.arch}, {n_masked} masked positions/step; "
           f"{info['torch_threads']} threads; {args.precision}{', compiled' if args.compile else ''}; allocator tuned: {tuned}; "
