@@ -20,9 +20,10 @@ from pathlib import Path
 import torch
 
 from budgetlm.atomic import write_json
-from budgetlm.config import GenerateConfig, ModelConfig
 from budgetlm.generate import generate
 from budgetlm.models import build_lm_model
+from budgetlm.models.config import ModelConfig
+from budgetlm.stages.config import GenerateConfig
 from gpt_throughput import GPT2_ARCH
 
 

@@ -32,9 +32,10 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from budgetlm.atomic import write_json
-from budgetlm.config import PRECISIONS, ModelConfig
 from budgetlm.models import build_lm_model, count_parameters
+from budgetlm.models.config import ModelConfig
 from budgetlm.objectives.clm import clm_loss, next_token_targets
+from budgetlm.train.config import PRECISIONS
 from budgetlm.train.memory import tune_allocator
 from budgetlm.train.precision import autocast, check_supported
 from throughput import matmul_peak_gflops, system_info

@@ -31,12 +31,13 @@ import torch
 import torch.nn.functional as F
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from budgetlm.config import PretrainConfig, build_config
+from budgetlm.config import build_config
 from budgetlm.data.batches import BlockBatches, BlockDataset
 from budgetlm.data.cache import build_or_load
 from budgetlm.data.root import wikitext2
 from budgetlm.models.io import load_model
 from budgetlm.objectives.clm import IGNORE_INDEX, lm_logits, next_token_targets
+from budgetlm.stages.config import PretrainConfig
 from budgetlm.stages.pretrain import _tokenizer, pretrain, resolve_files
 from budgetlm.tokenizer import PAD, SEP, load_tokenizer
 from budgetlm.train.loop import train

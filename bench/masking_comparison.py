@@ -31,8 +31,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from budgetlm.config import build_config, PretrainConfig, parse_budget
+from budgetlm.config import build_config
 from budgetlm.data.root import data_root, english_pretraining_files
+from budgetlm.stages.config import PretrainConfig
+from budgetlm.train.config import parse_budget
 
 STRATEGIES = ["random", "wwm", "pmi", "spanbert"]
 REPO = Path(__file__).resolve().parents[1]

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import torch
 
-from budgetlm.config import PretrainConfig, build_config
+from budgetlm.config import build_config
 from budgetlm.models import build_mlm_model
+from budgetlm.stages.config import PretrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
