@@ -420,7 +420,7 @@ def _conformed_tokenizer(model: Model, tok_file: Path) -> Path:
             if "mlm" in model.heads:
                 model.heads["mlm"].bias.copy_(model.heads["mlm"].bias[order])
         model.cfg.pad_token_id = PAD
-    out = default_cache_dir().parent / "tokenizers" / hashlib.sha256(raw).hexdigest()[:24] / TOKENIZER
+    out = default_cache_dir("tokenizers") / hashlib.sha256(raw).hexdigest()[:24] / TOKENIZER
     if not out.is_file():
         out.parent.mkdir(parents=True, exist_ok=True)
         with replacing(out) as tmp:
