@@ -19,7 +19,8 @@ from pathlib import Path
 
 import torch
 
-from budgetlm.config import GenerateConfig, ModelConfig
+from budgetlm.models.config import ModelConfig
+from budgetlm.stages.config import GenerateConfig
 from budgetlm.generate import generate
 from budgetlm.models import build_lm_model
 from common import machine_line, write_json

@@ -31,9 +31,12 @@ from pathlib import Path
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from budgetlm.config import PRECISIONS, ModelConfig
+from budgetlm.models.config import ModelConfig
+from budgetlm.train.config import PRECISIONS
 from budgetlm.models import build_lm_model, count_parameters
+from budgetlm.models.config import ModelConfig
 from budgetlm.objectives.clm import clm_loss, next_token_targets
+from budgetlm.train.config import PRECISIONS
 from budgetlm.train.memory import tune_allocator
 from budgetlm.train.precision import autocast, check_supported
 from common import machine_line, matmul_peak_gflops, system_info, write_json

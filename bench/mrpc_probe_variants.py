@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from budgetlm.config import TaskDataConfig
 from budgetlm.stages.embed import load_embedder
 from budgetlm.stages.probe import embedding_variants, pair_matrix, pair_sentences, read_pair_task
 from budgetlm.tasks.classification import label_ids
+from budgetlm.tasks.config import TaskDataConfig
 from budgetlm.tasks.pair_probe import C_GRID, fit_probe
 from common import machine_line, write_json
 

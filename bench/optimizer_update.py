@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from budgetlm.config import PretrainConfig, build_config
+from budgetlm.config import build_config
 from budgetlm.models import build_mlm_model
 from common import REPO, machine_line
 

@@ -17,8 +17,8 @@ import time
 
 import torch
 
-from budgetlm.config import ModelConfig
 from budgetlm.models import build_seq2seq_model
+from budgetlm.models.config import ModelConfig
 from budgetlm.models.seq2seq_generate import generate
 from common import machine_line
 

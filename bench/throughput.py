@@ -33,8 +33,11 @@ from typing import Callable
 import torch
 from transformers import BertConfig, BertForMaskedLM
 
-from budgetlm.config import ModelConfig, ObjectiveConfig
+from budgetlm.models.config import ModelConfig
+from budgetlm.objectives.config import ObjectiveConfig
 from budgetlm.models import build_mlm_model, count_parameters
+from budgetlm.models.config import ModelConfig
+from budgetlm.objectives.config import ObjectiveConfig
 from budgetlm.objectives.mlm import IGNORE_INDEX, mask_tokens, mlm_loss, vocabulary_loss
 from budgetlm.train import precision
 from budgetlm.train.compile import compile_blocks, compile_fn

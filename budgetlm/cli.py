@@ -1,6 +1,8 @@
-"""`budgetlm <stage>`: parse arguments, build the typed config, call the stage function. Nothing else.
+"""`budgetlm <command>`: parse arguments, build the typed config, call the stage function. Nothing else.
 
-Every user mistake surfaces as one line `error: ...` and exit code 2 (no traceback).
+Every command is one row of COMMANDS (function, config class, help, its arguments); a flag that sets a config
+field is one entry of its row's `flags` (flag -> section.key). Every user mistake surfaces as one line
+`error: ...` and exit code 2 (no traceback).
 """
 
 from __future__ import annotations
@@ -8,10 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from budgetlm.config import TASK_TYPES, FinetuneConfig, GenerateConfig, PretrainConfig, build_config, describe
+from budgetlm.config import build_config, describe
 from budgetlm.errors import UserError
+from budgetlm.stages.config import FinetuneConfig, GenerateConfig, PretrainConfig
+from budgetlm.tasks.config import TASK_TYPES
 
 FINETUNE_DESCRIPTION = """Fine-tune on labelled data. The task type is inferred from the training file and printed:
 CoNLL token-per-line rows with blank-line sentences -> token classification (NER); a table with two text
@@ -62,12 +68,9 @@ class _Parser(argparse.ArgumentParser):
         return parsed
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="budgetlm", description="Pre-train, fine-tune and ship Transformer LMs on the compute you have.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    fmt = argparse.RawDescriptionHelpFormatter
+# ----------------------------------------------------------------------------------------------- arguments
 
-    p = sub.add_parser("tokenizer", help="train a tokenizer", formatter_class=fmt)
+def _tokenizer_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kind", choices=["wordpiece", "bpe", "unigram", "char"], default="wordpiece",
                    help="char = one token per character (vocab = the most frequent --vocab-size characters)")
     p.add_argument("--vocab-size", type=int, default=16384)
@@ -81,18 +84,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-column", default="", help="text column/field in .tsv/.csv/.jsonl files")
     p.add_argument("files", nargs="+", metavar="FILE")
 
-    p = sub.add_parser("pretrain", help="pre-train an encoder (masked LM), a decoder (next token) or an encoder-decoder "
-                                        "(span corruption, text infilling)", formatter_class=fmt,
-                       epilog=EPILOG_OVERRIDES + "\n".join(describe(PretrainConfig)))
+
+def _pretrain_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tokenizer", help="tokenizer dir or tokenizer.json (default: train WordPiece on --train)")
     p.add_argument("--train", nargs="+", metavar="FILE", help="training text (default: English text in the data root)")
     p.add_argument("--valid", metavar="FILE", help="evaluation text (default: WikiText-2 valid from the data root)")
     _add_common_train(p, "pretrain")
 
-    p = sub.add_parser("finetune", help="fine-tune on labelled data: sentence / pair classification, regression, NER, "
-                       "multi-task; an encoder-decoder text-to-text; or prompt a decoder (--method prompt)",
-                       formatter_class=fmt, description=FINETUNE_DESCRIPTION,
-                       epilog=EPILOG_OVERRIDES + "\n".join(describe(FinetuneConfig)))
+
+def _finetune_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="pre-training run dir, model dir, or exported HF dir")
     p.add_argument("--task", help="built-in task resolved in the data root: sst2, agnews, mrpc, wikiann, wnut17; stsb (sentence embeddings)")
     p.add_argument("--train", metavar="FILE", help="labelled training file (.tsv/.csv with header, .jsonl, CoNLL)")
@@ -114,10 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_trust_pickle(p)
     _add_common_train(p, "finetune")
 
-    p = sub.add_parser("pmi-vocab", help="build the n-gram vocabulary for PMI-masking (objective.masking=pmi)",
-                       description="Count word n-grams (n=2..5) in the text, score them by PMI_n (Levine et al. 2021) "
-                                   "and write the top ones per length (50%% bigrams, 25%% trigrams, 12.5%% 4- and 5-grams) "
-                                   "as a text file: n-gram<TAB>count<TAB>score.")
+
+def _pmi_vocab_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="vocabulary file to write")
     p.add_argument("--min-count", type=int, default=5, help="ignore n-grams seen fewer times (default: 5)")
     p.add_argument("--size", type=int, default=0, help="n-grams to keep; 0 = one per 100 words of text (default)")
@@ -125,14 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-column", default="", help="text column/field in .tsv/.csv/.jsonl files")
     p.add_argument("files", nargs="+", metavar="FILE", help="text files (.txt, .jsonl, .tsv, .csv, .zip of .txt)")
 
-    p = sub.add_parser("tag", help="print the named entities a token-classification model finds in a text")
+
+def _tag_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="fine-tuned NER run dir or model dir")
     p.add_argument("text", help="the text to tag")
     p.add_argument("--head", help="which token head of a multi-task model (default: its only token head)")
     _add_trust_pickle(p)
 
-    p = sub.add_parser("evaluate", help="fine-tune and evaluate a model on several tasks; GLUE-style table + chart",
-                       formatter_class=fmt, description=EVALUATE_DESCRIPTION)
+
+def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="pre-training run dir, model dir, or exported HF dir")
     p.add_argument("--tasks", default="sst2,mrpc,wikiann", help="comma-separated evaluator names: sst2, agnews, mrpc, wikiann, wnut17, stsb; mrpc-probe (frozen embeddings, no fine-tuning) (default: sst2,mrpc,wikiann)")
     p.add_argument("--budget", help="training budget per task and seed, e.g. 2m or 300steps (default: each task's preset)")
@@ -144,9 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     # after MODEL, argparse cannot take a second positional list: _Parser.parse_args collects the key=value
     # overrides from the arguments it does not know
     p.set_defaults(overrides=[])
-    p.epilog = "Fine-tuning config overrides for every task go after the flags as key=value, e.g. train.threads=1."
 
-    p = sub.add_parser("embed", help="embed texts (one per line, or a column) into an .npy matrix")
+
+def _embed_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="run dir, model dir or transformers dir (an embedding model, or any encoder: mean-pooled)")
     p.add_argument("file", help="a .txt file (one text per line) or a .tsv/.csv/.jsonl file (see --text-column)")
     p.add_argument("--out", required=True, help="output .npy: (texts, dim) float32, L2-normalised rows in file order")
@@ -154,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64, help="texts per forward pass")
     _add_trust_pickle(p)
 
-    p = sub.add_parser("similar", help="the texts of a file most similar to a query (cosine of sentence embeddings)")
+
+def _similar_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="run dir, model dir or transformers dir")
     p.add_argument("query", help="the text to search for")
     p.add_argument("file", help="a .txt file (one text per line) or a .tsv/.csv/.jsonl file (see --text-column)")
@@ -163,10 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64, help="texts per forward pass")
     _add_trust_pickle(p)
 
-    p = sub.add_parser("probe", help="linear probe of frozen sentence embeddings on a pair task (SentEval protocol, e.g. MRPC)",
-                       description="Embed each sentence of a pair classification task with the model (not fine-tuned), "
-                                   "represent a pair by [|u-v|, u*v, cos], fit logistic regression (C chosen by --folds-fold "
-                                   "cross-validation on the training pairs) and report test accuracy and F1.")
+
+def _probe_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="run dir, model dir or transformers dir (an embedding model, or any encoder: mean-pooled)")
     p.add_argument("--task", help="built-in pair task resolved in the data root: mrpc")
     p.add_argument("--train", metavar="FILE", help="labelled pair file (.tsv/.csv with header, .jsonl; columns as in finetune)")
@@ -179,22 +177,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="also write the figures to this .json file")
     _add_trust_pickle(p)
 
-    p = sub.add_parser("export", help="export a model for transformers (an embedding model: for sentence-transformers)",
-                       description="Write a model as a transformers directory that loads offline with its stock class "
-                                   "(AutoModelForMaskedLM, ...ForSequenceClassification, ...ForCausalLM, "
-                                   "...ForSeq2SeqLM). An embedding model becomes a sentence-transformers directory: "
-                                   "the encoder as its transformers class, then pooling, projection and "
-                                   "post-processing as sentence-transformers modules. Every export is checked "
-                                   "against the budgetlm model on a probe batch before it is kept.")
+
+def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", help="run dir, model dir, or a transformers / sentence-transformers dir (re-exported)")
     p.add_argument("--format", choices=["hf"], default="hf")
     p.add_argument("--out", required=True, help="the export directory (replaced only if it is an earlier export)")
     _add_trust_pickle(p)
 
-    p = sub.add_parser("generate", help="continue a prompt with a decoder (streams the continuation)",
-                       description="Continue a prompt with a decoder, printing tokens as they are sampled (KV cache). "
-                                   "Stops at end-of-text or --max-new-tokens; a prompt longer than the model's context "
-                                   "is cut from the left (with a note on stderr).")
+
+def _generate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="decoder run dir, model dir or exported transformers dir")
     p.add_argument("--prompt", help="text to continue")
     p.add_argument("--prompt-file", metavar="FILE", help="read the prompt from a UTF-8 file (e.g. a few-shot prompt)")
@@ -208,11 +199,215 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=defaults.seed, help="sampling seed")
     _add_trust_pickle(p)
 
-    p = sub.add_parser("fill-mask", help="predict the [MASK] tokens in a sentence")
+
+def _fill_mask_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="run dir, model dir or exported HF dir")
     p.add_argument("text")
     p.add_argument("--top-k", type=int, default=5)
     _add_trust_pickle(p)
+
+
+# ----------------------------------------------------------------------------------------------- commands
+# Each takes the parsed arguments and, for a command with a config class, the config its flags and overrides
+# built. The stage modules are imported inside, so `budgetlm --help` loads none of them.
+
+def _tokenizer(args, cfg) -> None:
+    from budgetlm.stages.tokenize import train_tokenizer_stage
+    from budgetlm.tokenizer import TokenizerOptions
+
+    opts = TokenizerOptions(lowercase=not args.no_lowercase, nfkc=not args.no_nfkc, strip_accents=args.strip_accents,
+                            min_frequency=args.min_frequency)
+    train_tokenizer_stage(args.kind, args.vocab_size, args.files, args.out, opts, args.doc_split, args.text_column)
+
+
+def _pretrain(args, cfg: PretrainConfig) -> None:
+    from budgetlm.stages.pretrain import pretrain
+    from budgetlm.train import distributed
+
+    with distributed.session():  # joins the process group under torchrun; a no-op otherwise
+        results = pretrain(cfg, args.out, resume=args.resume)
+        if distributed.is_main():
+            _print_results("pre-training", results, args.out)
+
+
+def _finetune(args, cfg: FinetuneConfig) -> None:
+    from budgetlm.stages.finetune import finetune
+    from budgetlm.train import distributed
+
+    with distributed.session():
+        results = finetune(cfg, args.model, args.out, resume=args.resume, scratch=args.scratch,
+                           trust_pickle=args.trust_pickle)
+        if distributed.is_main():
+            _print_results("fine-tuning", results, args.out)
+
+
+def _pmi_vocab(args, cfg) -> None:
+    from budgetlm.objectives.pmi_vocab import build_pmi_vocab
+
+    summary = build_pmi_vocab(args.files, args.out, args.min_count, args.size, args.doc_split, args.text_column)
+    print(f"wrote {summary['entries']:,} n-grams {summary['per_length']} from {summary['words']:,} words "
+          f"to {args.out} in {summary['seconds']:.1f}s")
+
+
+def _tag(args, cfg) -> None:
+    from budgetlm.stages.tag import tag
+
+    found = tag(args.model, args.text, args.head, trust_pickle=args.trust_pickle)
+    for text, kind in found:
+        print(f"{kind}\t{text}")
+    if not found:
+        print("no entities found", file=sys.stderr)
+
+
+def _evaluate(args, cfg) -> None:
+    from budgetlm.stages.evaluate import evaluate, parse_budgets
+
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    report = evaluate(args.model, tasks, args.out, budgets=parse_budgets(args.budget, args.budgets, tasks),
+                      seeds=args.seeds, scratch=args.scratch, overrides=list(args.overrides),
+                      trust_pickle=args.trust_pickle)
+    print(report.markdown())
+    print(f"\nreport: {args.out}/report.md, {args.out}/report.json, {args.out}/report.png")
+
+
+def _check_batch_size(args) -> None:
+    if args.batch_size < 1:
+        raise UserError("--batch-size must be >= 1")
+
+
+def _embed(args, cfg) -> None:
+    from budgetlm.stages.embed import embed_file
+
+    _check_batch_size(args)
+    out, shape = embed_file(args.model, args.file, args.out, args.text_column, args.batch_size,
+                            trust_pickle=args.trust_pickle)
+    print(f"wrote {shape[0]} x {shape[1]} embeddings to {out}")
+
+
+def _similar(args, cfg) -> None:
+    from budgetlm.stages.embed import similar
+
+    _check_batch_size(args)
+    for score, text in similar(args.model, args.query, args.file, args.top_k, args.text_column, args.batch_size,
+                               trust_pickle=args.trust_pickle):
+        print(f"{score:.3f}  {text}")
+
+
+def _probe(args, cfg) -> None:
+    from budgetlm.stages.probe import probe_pairs
+    from budgetlm.tasks.config import TaskDataConfig
+
+    _check_batch_size(args)
+    data = TaskDataConfig(task=args.task or "", train=args.train or "", test=args.test or "", valid_every=10,
+                          task_type="pair", text_column=args.text_column or "", text_b_column=args.text_b_column or "",
+                          label_column=args.label_column or "")
+    results = probe_pairs(args.model, data, args.out, args.folds, args.batch_size, args.trust_pickle)
+    print(json.dumps(results, indent=2))
+
+
+def _export(args, cfg) -> None:
+    from budgetlm.export.hf import export_hf
+    from budgetlm.export.hf_families import EXPORT_NOTE
+
+    out = export_hf(args.run_dir, args.out, trust_pickle=args.trust_pickle)
+    if json.loads((out / EXPORT_NOTE).read_text())["kind"] == "embedder":
+        print(f"exported to {out} (load with sentence_transformers.SentenceTransformer; the encoder alone "
+              "with transformers.AutoModel)")
+    else:
+        print(f"exported to {out} (load with transformers.AutoModel*.from_pretrained)")
+
+
+def _generate(args, cfg) -> None:
+    from budgetlm.stages.generate import generate_text, read_prompt
+
+    cfg = GenerateConfig(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                         top_p=args.top_p, repetition_penalty=args.repetition_penalty, seed=args.seed)
+    cfg.validate()
+    generate_text(args.model, read_prompt(args.prompt, args.prompt_file), cfg, trust_pickle=args.trust_pickle)
+
+
+def _fill_mask(args, cfg) -> None:
+    from budgetlm.stages.fill_mask import fill_mask
+
+    if args.top_k < 1:
+        raise UserError("--top-k must be >= 1")
+    for i, preds in enumerate(fill_mask(args.model, args.text, args.top_k, trust_pickle=args.trust_pickle)):
+        print(f"[MASK] #{i + 1}: " + "  ".join(f"{t} ({p:.3f})" for t, p in preds))
+
+
+@dataclass(frozen=True)
+class Command:
+    """One `budgetlm <name>`: what runs, the config its flags build (None: it takes plain arguments), its help."""
+
+    run: Callable[[argparse.Namespace, object], None]
+    config: type | None
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    flags: dict[str, str] = field(default_factory=dict)  # argparse dest -> config key it sets (after --config)
+    description: str | None = None
+    epilog: str | None = None
+    raw: bool = False  # keep the description's line breaks
+
+
+COMMANDS = {
+    "tokenizer": Command(_tokenizer, None, "train a tokenizer", _tokenizer_args, raw=True),
+    "pretrain": Command(
+        _pretrain, PretrainConfig, "pre-train an encoder (masked LM), a decoder (next token) or an encoder-decoder "
+                                   "(span corruption, text infilling)", _pretrain_args, raw=True,
+        flags={"tokenizer": "data.tokenizer", "train": "data.train", "valid": "data.valid", "budget": "train.budget"}),
+    "finetune": Command(
+        _finetune, FinetuneConfig, "fine-tune on labelled data: sentence / pair classification, regression, NER, "
+                                   "multi-task; an encoder-decoder text-to-text; or prompt a decoder (--method prompt)",
+        _finetune_args, description=FINETUNE_DESCRIPTION, raw=True,
+        flags={"task": "data.task", "train": "data.train", "valid": "data.valid", "test": "data.test",
+               "task_type": "data.task_type", "text_column": "data.text_column", "text_b_column": "data.text_b_column",
+               "label_column": "data.label_column", "budget": "train.budget", "method": "method", "shots": "prompt.shots"}),
+    "pmi-vocab": Command(
+        _pmi_vocab, None, "build the n-gram vocabulary for PMI-masking (objective.masking=pmi)", _pmi_vocab_args,
+        description="Count word n-grams (n=2..5) in the text, score them by PMI_n (Levine et al. 2021) "
+                    "and write the top ones per length (50%% bigrams, 25%% trigrams, 12.5%% 4- and 5-grams) "
+                    "as a text file: n-gram<TAB>count<TAB>score."),
+    "tag": Command(_tag, None, "print the named entities a token-classification model finds in a text", _tag_args),
+    "evaluate": Command(
+        _evaluate, None, "fine-tune and evaluate a model on several tasks; GLUE-style table + chart", _evaluate_args,
+        description=EVALUATE_DESCRIPTION, raw=True,
+        epilog="Fine-tuning config overrides for every task go after the flags as key=value, e.g. train.threads=1."),
+    "embed": Command(_embed, None, "embed texts (one per line, or a column) into an .npy matrix", _embed_args),
+    "similar": Command(_similar, None, "the texts of a file most similar to a query (cosine of sentence embeddings)",
+                       _similar_args),
+    "probe": Command(
+        _probe, None, "linear probe of frozen sentence embeddings on a pair task (SentEval protocol, e.g. MRPC)",
+        _probe_args,
+        description="Embed each sentence of a pair classification task with the model (not fine-tuned), "
+                    "represent a pair by [|u-v|, u*v, cos], fit logistic regression (C chosen by --folds-fold "
+                    "cross-validation on the training pairs) and report test accuracy and F1."),
+    "export": Command(
+        _export, None, "export a model for transformers (an embedding model: for sentence-transformers)", _export_args,
+        description="Write a model as a transformers directory that loads offline with its stock class "
+                    "(AutoModelForMaskedLM, ...ForSequenceClassification, ...ForCausalLM, "
+                    "...ForSeq2SeqLM). An embedding model becomes a sentence-transformers directory: "
+                    "the encoder as its transformers class, then pooling, projection and "
+                    "post-processing as sentence-transformers modules. Every export is checked "
+                    "against the budgetlm model on a probe batch before it is kept."),
+    "generate": Command(
+        _generate, None, "continue a prompt with a decoder (streams the continuation)", _generate_args,
+        description="Continue a prompt with a decoder, printing tokens as they are sampled (KV cache). "
+                    "Stops at end-of-text or --max-new-tokens; a prompt longer than the model's context "
+                    "is cut from the left (with a note on stderr)."),
+    "fill-mask": Command(_fill_mask, None, "predict the [MASK] tokens in a sentence", _fill_mask_args),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="budgetlm", description="Pre-train, fine-tune and ship Transformer LMs on the compute you have.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, command in COMMANDS.items():
+        epilog = command.epilog
+        if command.config is not None:  # every field of the config, with its help text
+            epilog = EPILOG_OVERRIDES + "\n".join(describe(command.config))
+        kw = {"formatter_class": argparse.RawDescriptionHelpFormatter} if command.raw else {}
+        p = sub.add_parser(name, help=command.help, description=command.description, epilog=epilog, **kw)
+        command.add_arguments(p)
     return parser
 
 
@@ -229,107 +424,11 @@ def _overrides(args, mapping: dict[str, str]) -> list[str]:
 
 
 def run(args) -> int:
-    if args.command == "tokenizer":
-        from budgetlm.stages.tokenize import train_tokenizer_stage
-        from budgetlm.tokenizer import TokenizerOptions
-
-        opts = TokenizerOptions(lowercase=not args.no_lowercase, nfkc=not args.no_nfkc, strip_accents=args.strip_accents,
-                                min_frequency=args.min_frequency)
-        train_tokenizer_stage(args.kind, args.vocab_size, args.files, args.out, opts, args.doc_split, args.text_column)
-    elif args.command == "pretrain":
-        from budgetlm.stages.pretrain import pretrain
-        from budgetlm.train import distributed
-
-        cfg = build_config(PretrainConfig, args.config, _overrides(args, {
-            "tokenizer": "data.tokenizer", "train": "data.train", "valid": "data.valid", "budget": "train.budget"}))
-        with distributed.session():  # joins the process group under torchrun; a no-op otherwise
-            results = pretrain(cfg, args.out, resume=args.resume)
-            if distributed.is_main():
-                _print_results("pre-training", results, args.out)
-    elif args.command == "finetune":
-        from budgetlm.stages.finetune import finetune
-        from budgetlm.train import distributed
-
-        cfg = build_config(FinetuneConfig, args.config, _overrides(args, {
-            "task": "data.task", "train": "data.train", "valid": "data.valid", "test": "data.test",
-            "task_type": "data.task_type", "text_column": "data.text_column", "text_b_column": "data.text_b_column",
-            "label_column": "data.label_column", "budget": "train.budget", "method": "method", "shots": "prompt.shots"}))
-        with distributed.session():
-            results = finetune(cfg, args.model, args.out, resume=args.resume, scratch=args.scratch,
-                               trust_pickle=args.trust_pickle)
-            if distributed.is_main():
-                _print_results("fine-tuning", results, args.out)
-    elif args.command == "pmi-vocab":
-        from budgetlm.objectives.pmi_vocab import build_pmi_vocab
-
-        summary = build_pmi_vocab(args.files, args.out, args.min_count, args.size, args.doc_split, args.text_column)
-        print(f"wrote {summary['entries']:,} n-grams {summary['per_length']} from {summary['words']:,} words "
-              f"to {args.out} in {summary['seconds']:.1f}s")
-    elif args.command == "tag":
-        from budgetlm.stages.tag import tag
-
-        found = tag(args.model, args.text, args.head, trust_pickle=args.trust_pickle)
-        for text, kind in found:
-            print(f"{kind}\t{text}")
-        if not found:
-            print("no entities found", file=sys.stderr)
-    elif args.command == "evaluate":
-        from budgetlm.stages.evaluate import evaluate, parse_budgets
-
-        tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
-        report = evaluate(args.model, tasks, args.out, budgets=parse_budgets(args.budget, args.budgets, tasks),
-                          seeds=args.seeds, scratch=args.scratch, overrides=list(args.overrides),
-                          trust_pickle=args.trust_pickle)
-        print(report.markdown())
-        print(f"\nreport: {args.out}/report.md, {args.out}/report.json, {args.out}/report.png")
-    elif args.command in ("embed", "similar"):
-        from budgetlm.stages.embed import embed_file, similar
-
-        if args.batch_size < 1:
-            raise UserError("--batch-size must be >= 1")
-        if args.command == "embed":
-            out, shape = embed_file(args.model, args.file, args.out, args.text_column, args.batch_size,
-                                    trust_pickle=args.trust_pickle)
-            print(f"wrote {shape[0]} x {shape[1]} embeddings to {out}")
-        else:
-            for score, text in similar(args.model, args.query, args.file, args.top_k, args.text_column, args.batch_size,
-                                       trust_pickle=args.trust_pickle):
-                print(f"{score:.3f}  {text}")
-    elif args.command == "probe":
-        from budgetlm.config import TaskDataConfig
-        from budgetlm.stages.probe import probe_pairs
-
-        if args.batch_size < 1:
-            raise UserError("--batch-size must be >= 1")
-        data = TaskDataConfig(task=args.task or "", train=args.train or "", test=args.test or "", valid_every=10,
-                              task_type="pair", text_column=args.text_column or "", text_b_column=args.text_b_column or "",
-                              label_column=args.label_column or "")
-        results = probe_pairs(args.model, data, args.out, args.folds, args.batch_size, args.trust_pickle)
-        print(json.dumps(results, indent=2))
-    elif args.command == "export":
-        from budgetlm.export.hf import export_hf
-        from budgetlm.export.hf_families import EXPORT_NOTE
-
-        out = export_hf(args.run_dir, args.out, trust_pickle=args.trust_pickle)
-        if json.loads((out / EXPORT_NOTE).read_text())["kind"] == "embedder":
-            print(f"exported to {out} (load with sentence_transformers.SentenceTransformer; the encoder alone "
-                  "with transformers.AutoModel)")
-        else:
-            print(f"exported to {out} (load with transformers.AutoModel*.from_pretrained)")
-    elif args.command == "generate":
-        from budgetlm.stages.generate import generate_text, read_prompt
-
-        cfg = GenerateConfig(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
-                             top_p=args.top_p, repetition_penalty=args.repetition_penalty, seed=args.seed)
-        cfg.validate()
-        generate_text(args.model, read_prompt(args.prompt, args.prompt_file), cfg, trust_pickle=args.trust_pickle)
-    elif args.command == "fill-mask":
-        from budgetlm.stages.fill_mask import fill_mask
-
-        if args.top_k < 1:
-            raise UserError("--top-k must be >= 1")
-        for i, preds in enumerate(fill_mask(args.model, args.text, args.top_k, trust_pickle=args.trust_pickle)):
-            print(f"[MASK] #{i + 1}: " + "  ".join(f"{t} ({p:.3f})" for t, p in preds))
+    command = COMMANDS[args.command]
+    cfg = None
+    if command.config is not None:  # flags first, then key=value overrides, over the --config preset
+        cfg = build_config(command.config, args.config, _overrides(args, command.flags))
+    command.run(args, cfg)
     return 0
 
 

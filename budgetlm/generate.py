@@ -12,8 +12,8 @@ from typing import Callable
 
 import torch
 
-from budgetlm.config import GenerateConfig
 from budgetlm.objectives.clm import END_OF_TEXT
+from budgetlm.stages.config import GenerateConfig
 
 
 def sample_next(logits: torch.Tensor, history: torch.Tensor, cfg: GenerateConfig, generator: torch.Generator) -> int:

@@ -14,8 +14,9 @@ import sys
 from pathlib import Path
 
 from budgetlm.cli import guarded
-from budgetlm.config import PretrainConfig, build_config, preset_path
+from budgetlm.config import build_config, preset_path
 from budgetlm.data.root import data_root, english_pretraining_files
+from budgetlm.stages.config import PretrainConfig
 from budgetlm.train.checkpoint import list_checkpoints
 
 PRETRAIN_CONFIG = "configs/sst2-budget-pretrain.yaml"

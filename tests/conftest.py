@@ -12,7 +12,7 @@ import random
 import pytest
 import torch
 
-from budgetlm.config import ModelConfig
+from budgetlm.models.config import ModelConfig
 from budgetlm.tokenizer import train_tokenizer
 
 DETERMINERS = "the a this that every some".split()

@@ -27,7 +27,7 @@ def sts_lines(seed: int, n: int) -> list[str]:
 
 @pytest.fixture(scope="module")
 def emb_files(tmp_path_factory, tiny_tokenizer_file, sentence_maker):
-    from budgetlm.config import ModelConfig
+    from budgetlm.models.config import ModelConfig
     from budgetlm.tokenizer import load_tokenizer
 
     d = tmp_path_factory.mktemp("embedding")
@@ -247,7 +247,7 @@ def test_all_but_the_top_is_chosen_on_valid_and_saved_with_the_model(emb_files, 
 
 
 def test_continued_embedding_training_starts_from_the_models_projection(emb_files, tmp_path, capsys):
-    from budgetlm.config import ModelConfig
+    from budgetlm.models.config import ModelConfig
     from budgetlm.models import EmbeddingHead, Model
     from budgetlm.models.io import load_model
     from budgetlm.stages.finetune_embedding import continue_head

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from budgetlm.config import (
-    Budget, FinetuneConfig, ModelConfig, PretrainConfig, TrainConfig, apply_overrides, build_config, describe,
-    parse_budget,
-)
+from budgetlm.config import apply_overrides, build_config, describe
 from budgetlm.errors import UserError
+from budgetlm.models.config import ModelConfig
+from budgetlm.stages.config import FinetuneConfig, PretrainConfig
+from budgetlm.train.config import Budget, TrainConfig, parse_budget
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

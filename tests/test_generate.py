@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from budgetlm.config import GenerateConfig
 from budgetlm.errors import UserError
 from budgetlm.generate import generate, sample_next
 from budgetlm.models import build_lm_model
+from budgetlm.stages.config import GenerateConfig
 from budgetlm.tokenizer import SEP
 
 

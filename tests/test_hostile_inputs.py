@@ -24,9 +24,9 @@ import torch
 from safetensors.torch import load_file
 
 from budgetlm.cli import build_parser, main
-from budgetlm.config import TASK_TYPES
 from budgetlm.data.readers import ReadStats, read_table, read_texts
 from budgetlm.tasks.classification import read_examples
+from budgetlm.tasks.config import TASK_TYPES
 
 from test_cli import TINY_MODEL, TINY_TRAIN, labelled_rows
 from test_cli_decoder import DECODER

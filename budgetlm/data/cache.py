@@ -35,9 +35,12 @@ SHARD_TOKENS = 1 << 26  # 64M tokens per shard
 ENCODE_BATCH = 2048  # documents per encode_batch call
 
 
-def default_cache_dir() -> Path:
+def default_cache_dir(purpose: str = "") -> Path:
+    """Where budgetlm caches what it can rebuild: $BUDGETLM_CACHE, else ~/.cache/budgetlm; a subfolder per purpose
+    ('teacher' embeddings, converted 'tokenizers'). Token caches take the folder itself (their entries are hashes)."""
     env = os.environ.get("BUDGETLM_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "budgetlm" / "tokens"
+    root = Path(env) if env else Path.home() / ".cache" / "budgetlm"
+    return root / purpose if purpose else root
 
 
 def cache_key(files: list[Path], tokenizer_file: Path, settings: dict) -> str:

@@ -32,14 +32,16 @@ from safetensors.torch import load_file
 
 import budgetlm
 from budgetlm.atomic import replace_dir, replacing
-from budgetlm.config import HeadConfig, ModelConfig, from_dict
+from budgetlm.config import from_dict
 from budgetlm.errors import UserError
 from budgetlm.models import Model
+from budgetlm.models.config import HeadConfig, ModelConfig
+from budgetlm.runtime import check_fits_in_memory
 from budgetlm.models.io import (
     CONFIG, TOKENIZER, WEIGHTS, build_from_meta, is_model_dir, load_model, model_meta, resolve_model_dir,
 )
-from budgetlm.export.hf_families import EXPORT_NOTE, FAMILIES, Family, head_of, select_family
 from budgetlm.data.cache import default_cache_dir
+from budgetlm.export.hf_families import EXPORT_NOTE, FAMILIES, Family, head_of, select_family
 from budgetlm.tokenizer import CLS, MASK, PAD, SEP, conform_tokenizer_json, save_for_transformers
 
 
@@ -356,6 +358,7 @@ def from_hf(hf_dir: str | Path, trust_pickle: bool = False) -> tuple[Model, dict
             model_kw["type_vocab_size"] = 0  # the zero row an export writes for "no segment embedding"
     cfg = ModelConfig(**model_kw)
     cfg.validate()
+    check_fits_in_memory(cfg)  # the size check validate() did before budgetlm/runtime.py held it
     extra = {}
     if kind == "classifier":
         extra = dict(head=head_kw, labels=[hf.id2label[i] for i in range(hf.num_labels)])
@@ -417,7 +420,7 @@ def _conformed_tokenizer(model: Model, tok_file: Path) -> Path:
             if "mlm" in model.heads:
                 model.heads["mlm"].bias.copy_(model.heads["mlm"].bias[order])
         model.cfg.pad_token_id = PAD
-    out = default_cache_dir().parent / "tokenizers" / hashlib.sha256(raw).hexdigest()[:24] / TOKENIZER
+    out = default_cache_dir("tokenizers") / hashlib.sha256(raw).hexdigest()[:24] / TOKENIZER
     if not out.is_file():
         out.parent.mkdir(parents=True, exist_ok=True)
         with replacing(out) as tmp:

@@ -13,8 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from budgetlm.config import HeadConfig, ModelConfig, from_dict
+from budgetlm.config import from_dict
 from budgetlm.errors import UserError
+from budgetlm.models.config import HeadConfig, ModelConfig
 from budgetlm.tokenizer import CLS, SEP
 
 EXPORT_NOTE = "budgetlm_export.json"

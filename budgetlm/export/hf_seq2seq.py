@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import torch
 
-from budgetlm.config import ModelConfig
 from budgetlm.errors import UserError
 from budgetlm.export.hf_families import ACT_TO_HF, Rule, _unmet
+from budgetlm.models.config import ModelConfig
 from budgetlm.models.encoder_decoder import EncoderDecoderModel
 from budgetlm.models.seq2seq_generate import DECODER_START, EOS
 from budgetlm.tokenizer import MASK, PAD

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from budgetlm.config import ModelConfig
+from budgetlm.models.config import ModelConfig
 from budgetlm.models.decoder import Decoder
 from budgetlm.models.encoder import Encoder
 from budgetlm.models.encoder_decoder import EncoderDecoderModel

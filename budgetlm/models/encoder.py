@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from budgetlm.config import ModelConfig
+from budgetlm.models.config import ModelConfig
 from budgetlm.models.layers import Block, RotaryEmbedding, init_weights, layer_norm
 
 

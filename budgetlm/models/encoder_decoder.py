@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from budgetlm.config import ModelConfig
+from budgetlm.models.config import ModelConfig
 from budgetlm.models.decoder import causal_mask
 from budgetlm.models.encoder import Encoder
 from budgetlm.models.heads import TiedLMHead

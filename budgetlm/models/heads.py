@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from budgetlm.config import HeadConfig, ModelConfig
+from budgetlm.models.config import HeadConfig, ModelConfig
 from budgetlm.models.layers import ACTIVATION_FNS, layer_norm
 
 

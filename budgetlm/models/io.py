@@ -17,9 +17,11 @@ from safetensors.torch import load_file, save_file
 
 import budgetlm
 from budgetlm.atomic import fsync_dir, replace_dir
-from budgetlm.config import HeadConfig, ModelConfig, from_dict
+from budgetlm.config import from_dict
 from budgetlm.errors import UserError
 from budgetlm.models import HEAD_KINDS, CausalLMHead, EmbeddingHead, EncoderDecoderModel, MaskedLMHead, Model, SequenceClassificationHead
+from budgetlm.models.config import HeadConfig, ModelConfig
+from budgetlm.runtime import check_fits_in_memory
 
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
@@ -42,6 +44,7 @@ def model_meta(model: Model | EncoderDecoderModel, kind: str, **extra) -> dict:
 def build_from_meta(meta: dict) -> Model | EncoderDecoderModel:
     cfg = from_dict(ModelConfig, meta["model"], prefix="model.")
     cfg.validate()
+    check_fits_in_memory(cfg)  # the size check validate() did before budgetlm/runtime.py held it
     if meta["kind"] == "mlm":
         return Model(cfg, {"mlm": MaskedLMHead(cfg)})
     if meta["kind"] == "clm":

@@ -4,12 +4,15 @@ feed-forward (plain or gated), RoPE, blocks."""
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from budgetlm.config import ModelConfig
+if TYPE_CHECKING:  # annotations only: models/config.py reads this module's registries
+    from budgetlm.models.config import ModelConfig
+
 
 ACTIVATION_FNS = {
     "gelu": F.gelu,  # exact erf GELU, as BERT / HF "gelu"

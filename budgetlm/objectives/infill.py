@@ -13,11 +13,15 @@ or moved; a span reaching across one is split there.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
-from budgetlm.config import ObjectiveConfig
 from budgetlm.data.batches import pad_ids
 from budgetlm.objectives.mlm import IGNORE_INDEX
+
+if TYPE_CHECKING:  # annotations only: objectives/config.py reads the package's MASKING_FUNCTIONS
+    from budgetlm.objectives.config import ObjectiveConfig
 
 
 def sample_spans(n: int, cfg: ObjectiveConfig, generator: torch.Generator, breaks: frozenset[int] = frozenset()) -> list[tuple[int, int]]:

@@ -7,11 +7,14 @@ number of predictions per batch -- and hence the sparse head's cost -- is stable
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
-from budgetlm.config import ObjectiveConfig
+if TYPE_CHECKING:  # annotations only: objectives/config.py reads the package's MASKING_FUNCTIONS
+    from budgetlm.objectives.config import ObjectiveConfig
+
 
 IGNORE_INDEX = -100
 

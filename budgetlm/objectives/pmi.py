@@ -15,14 +15,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from budgetlm.config import ObjectiveConfig
 from budgetlm.objectives.pmi_vocab import MAX_N, MIN_N, _MULT, _mix, chain_hashes, read_pmi_vocab
 from budgetlm.objectives.units import mask_unit_rows, word_index
 from budgetlm.tokenizer import UNK
+
+if TYPE_CHECKING:  # annotations only: objectives/config.py reads the package's MASKING_FUNCTIONS
+    from budgetlm.objectives.config import ObjectiveConfig
 
 
 def word_hashes(tokens: np.ndarray, first_token: np.ndarray) -> np.ndarray:

@@ -16,8 +16,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from budgetlm.config import ModelConfig
 from budgetlm.models import Model, ReplacedTokenHead, build_mlm_model
+from budgetlm.models.config import ModelConfig
 from budgetlm.objectives.mlm import IGNORE_INDEX, count_correct, masked_logits
 
 

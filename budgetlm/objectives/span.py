@@ -14,11 +14,15 @@ only, and a span that would straddle a special token is split in two there (each
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
-from budgetlm.config import ObjectiveConfig
 from budgetlm.data.batches import pad_ids
 from budgetlm.objectives.mlm import IGNORE_INDEX
+
+if TYPE_CHECKING:  # annotations only: objectives/config.py reads the package's MASKING_FUNCTIONS
+    from budgetlm.objectives.config import ObjectiveConfig
 
 
 def sentinel_tokens(n: int) -> list[str]:

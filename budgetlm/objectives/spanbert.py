@@ -10,11 +10,15 @@ exceeded (the paper cuts it at a token). 80/10/10 applies per span, as in the pa
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
-from budgetlm.config import ObjectiveConfig
 from budgetlm.objectives.units import mask_by_units, token_budget, word_index
+
+if TYPE_CHECKING:  # annotations only: objectives/config.py reads the package's MASKING_FUNCTIONS
+    from budgetlm.objectives.config import ObjectiveConfig
 
 
 def geometric_lengths(u: np.ndarray, p: float, max_len: int) -> np.ndarray:

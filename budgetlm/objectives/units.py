@@ -8,11 +8,15 @@ budget and the replacement behave identically across them.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
-from budgetlm.config import ObjectiveConfig
 from budgetlm.objectives.mlm import IGNORE_INDEX
+
+if TYPE_CHECKING:  # annotations only: objectives/config.py reads the package's MASKING_FUNCTIONS
+    from budgetlm.objectives.config import ObjectiveConfig
 
 
 def word_index(word_starts: torch.Tensor, special_mask: torch.Tensor) -> torch.Tensor:

@@ -8,10 +8,14 @@ overshoot it is skipped. 80/10/10 applies per word.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
-from budgetlm.config import ObjectiveConfig
 from budgetlm.objectives.units import mask_unit_rows, word_index
+
+if TYPE_CHECKING:  # annotations only: objectives/config.py reads the package's MASKING_FUNCTIONS
+    from budgetlm.objectives.config import ObjectiveConfig
 
 
 def mask_whole_words(

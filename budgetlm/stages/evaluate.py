@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import Callable
 
 from budgetlm.atomic import replacing, write_json
-from budgetlm.config import FinetuneConfig, build_config, parse_budget, preset_path
+from budgetlm.config import build_config, preset_path
 from budgetlm.errors import UserError
+from budgetlm.stages.config import FinetuneConfig
 from budgetlm.train.checkpoint import list_checkpoints
+from budgetlm.train.config import parse_budget
 
 
 @dataclass
@@ -117,7 +119,7 @@ class ProbeEvaluator:
     label: str = "test accuracy (probe)"
 
     def check(self, ctx: EvalContext) -> None:
-        from budgetlm.config import TaskDataConfig
+        from budgetlm.tasks.config import TaskDataConfig
         from budgetlm.data.readers import check_input_file
         from budgetlm.tasks.resolve import resolve_task
 
@@ -127,7 +129,7 @@ class ProbeEvaluator:
             check_input_file(f)
 
     def __call__(self, ctx: EvalContext) -> Score:
-        from budgetlm.config import TaskDataConfig
+        from budgetlm.tasks.config import TaskDataConfig
         from budgetlm.stages.probe import probe_pairs
 
         done = ctx.run_dir / "results.json"

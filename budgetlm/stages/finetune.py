@@ -16,16 +16,18 @@ from pathlib import Path
 
 import torch
 
+from budgetlm import runtime
 from budgetlm.atomic import write_json
-from budgetlm.config import FinetuneConfig, TaskDataConfig
 from budgetlm.data.batches import ExampleBatches
 from budgetlm.errors import UserError
 from budgetlm.models import HEAD_KINDS, Model, count_parameters
 from budgetlm.models.io import model_meta, save_model
 from budgetlm.stages.common import load_any_model, prepare_run_dir
+from budgetlm.stages.config import FinetuneConfig
 from budgetlm.stages.text2text import finetune_text2text
 from budgetlm.tasks.base import Split, TaskType, take
 from budgetlm.tasks.classification import classification_metrics, label_ids, label_names, read_examples
+from budgetlm.tasks.config import TaskDataConfig
 from budgetlm.tasks.multitask import MultiTaskBatches, sampling_probs
 from budgetlm.tasks.prompting import demonstrations, score_labels, verbaliser_map, warn_truncated
 from budgetlm.tasks.registry import TASK_TYPES
@@ -105,6 +107,7 @@ def is_embedding_task(cfg: FinetuneConfig) -> bool:
 def finetune(cfg: FinetuneConfig, model_path: str | Path, run_dir: str | Path, resume: bool = False, scratch: bool = False,
              trust_pickle: bool = False) -> dict:
     """Dispatch on the task type (embedding), then on `cfg.method` (default: the model family's own, DEFAULT_METHODS)."""
+    runtime.resolve(cfg.train)  # before the model is loaded; each method records it in its config.json
     embedding = not cfg.tasks and is_embedding_task(cfg)
     if cfg.data.select_every and (cfg.method not in ("", "head") or embedding):
         raise UserError("data.select_every applies to training a classification or tagging head, "
@@ -156,6 +159,7 @@ def _check_family(method: str, pretrained, meta: dict, model_path) -> None:
 def finetune_heads(cfg: FinetuneConfig, model_path, run_dir: Path, resume: bool, scratch: bool, loaded=None,
                    trust_pickle: bool = False) -> dict:
     """A pre-trained encoder + one head per task (one task, or a `tasks:` list)."""
+    machine = runtime.resolve(cfg.train)
     multi = bool(cfg.tasks)
     specs = [resolve_task(section) for section in _sections(cfg)]
     if multi:
@@ -190,7 +194,8 @@ def finetune_heads(cfg: FinetuneConfig, model_path, run_dir: Path, resume: bool,
                           + (f", p={p:.2f}" if multi else "") for t, p in zip(tasks, probs)), file=sys.stderr)
         write_json(run_dir / "config.json", {"stage": "finetune", **dataclasses.asdict(cfg), "resolved": {
             "model": str(model_path), "scratch": scratch, "sampling_probs": probs,
-            "tasks": [{**dataclasses.asdict(t.spec), "labels": t.labels} for t in tasks], "ranks": distributed.world().size}})
+            "tasks": [{**dataclasses.asdict(t.spec), "labels": t.labels} for t in tasks], "ranks": distributed.world().size,
+            "runtime": machine}})
 
     def step_fn(model, batch, step, micro):
         t = tasks[batch["task"]]
@@ -251,6 +256,7 @@ def _check_task_names(names: list[str]) -> None:
 def finetune_prompt(cfg: FinetuneConfig, files: tuple, model, tok_file: Path, model_path, run_dir: Path,
                     resume: bool, scratch: bool) -> dict:
     """Zero-/few-shot classification with a decoder: score each label's verbaliser; nothing is trained."""
+    machine = runtime.resolve(cfg.train)
     if resume or scratch:
         raise UserError("--method prompt trains nothing: --resume and --scratch do not apply")
     train_file, valid_file, text_col, label_col, header = files
@@ -262,7 +268,7 @@ def finetune_prompt(cfg: FinetuneConfig, files: tuple, model, tok_file: Path, mo
     prefix = demonstrations(cfg.prompt, train_ex, words)
     write_json(run_dir / "config.json", {"stage": "finetune", **dataclasses.asdict(cfg), "resolved": {
         "model": str(model_path), "train_file": train_file, "valid_file": valid_file, "labels": names,
-        "verbalisers": words, "demonstrations": prefix}})
+        "verbalisers": words, "demonstrations": prefix, "runtime": machine}})
     print(f"{cfg.prompt.shots}-shot prompting: scoring {len(names)} verbalisers ({', '.join(words.values())}) "
           f"for {len(valid_ex.texts):,} examples", file=sys.stderr)
     t0 = time.perf_counter()

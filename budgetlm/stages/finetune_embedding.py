@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
+from budgetlm import runtime
 from budgetlm.atomic import write_json
-from budgetlm.config import FinetuneConfig
 from budgetlm.data.pairs import read_pair_file, read_scored_pairs
 from budgetlm.data.readers import ReadStats, read_texts
 from budgetlm.data.root import in_root
@@ -23,6 +23,7 @@ from budgetlm.errors import UserError
 from budgetlm.models import EmbeddingHead, Model, count_parameters
 from budgetlm.models.io import model_meta, save_model
 from budgetlm.stages.common import load_any_model, prepare_run_dir
+from budgetlm.stages.config import FinetuneConfig
 from budgetlm.tasks.embedding import (
     EmbeddingBatches, build_embedding_data, embed, embedding_step, encode_texts, sts_spearman,
 )
@@ -81,6 +82,7 @@ def continue_head(head: EmbeddingHead, pretrained: Model) -> str:
 
 def finetune_embedding(cfg: FinetuneConfig, model_path: str | Path, run_dir: str | Path, resume: bool = False,
                        scratch: bool = False, trust_pickle: bool = False) -> dict:
+    machine = runtime.resolve(cfg.train)
     emb = cfg.embedding
     run_dir = Path(run_dir)
     if cfg.train.threads:  # before the teacher runs, not only in the loop
@@ -145,7 +147,8 @@ def finetune_embedding(cfg: FinetuneConfig, model_path: str | Path, run_dir: str
           f"validating on {len(valid):,} STS pairs", file=sys.stderr)
     write_json(run_dir / "config.json", {"stage": "finetune", **dataclasses.asdict(cfg), "resolved": {
         "task_type": "embedding", "model": str(model_path), "scratch": scratch, "train_file": train_file,
-        "valid_file": valid_file, "test_file": test_file, "components": data.sizes(), **teacher_info}})
+        "valid_file": valid_file, "test_file": test_file, "components": data.sizes(), **teacher_info,
+        "runtime": machine}})
 
     def step_fn(model, batch, step, micro):
         return embedding_step(model, batch, emb)

@@ -7,12 +7,12 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from budgetlm.config import GenerateConfig
 from budgetlm.data.readers import check_input_file
 from budgetlm.errors import UserError
 from budgetlm.generate import generate
 from budgetlm.objectives.clm import END_OF_TEXT
 from budgetlm.stages.common import load_any_model
+from budgetlm.stages.config import GenerateConfig
 from budgetlm.tokenizer import encode_plain, load_tokenizer
 
 

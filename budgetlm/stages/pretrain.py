@@ -20,14 +20,15 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
+from budgetlm import runtime
 from budgetlm.atomic import write_json
-from budgetlm.config import HeadConfig, PretrainConfig
 from budgetlm.data.batches import BlockBatches, BlockDataset, special_mask
 from budgetlm.data.cache import build_or_load
 from budgetlm.data.readers import ReadStats, read_texts
 from budgetlm.data.root import english_pretraining_files, resolve_data_path, wikitext2
 from budgetlm.errors import UserError
 from budgetlm.models import SequenceClassificationHead, build_lm_model, build_mlm_model, build_seq2seq_model, count_parameters
+from budgetlm.models.config import HeadConfig
 from budgetlm.models.io import model_meta, save_model
 from budgetlm.objectives import MASKING_FUNCTIONS, WORD_MASKINGS
 from budgetlm.objectives.clm import clm_loss, document_ids, next_token_targets
@@ -36,6 +37,7 @@ from budgetlm.objectives.nsp import make_sentence_pairs, pair_loss
 from budgetlm.objectives.pmi import PmiNgrams
 from budgetlm.objectives.rtd import build_rtd_model, rtd_loss
 from budgetlm.stages.common import prepare_run_dir
+from budgetlm.stages.config import PretrainConfig
 from budgetlm.tasks.lm import lm_eval
 from budgetlm.tasks.mlm import mlm_eval, pseudo_perplexity
 from budgetlm.tasks.rtd import rtd_eval
@@ -196,6 +198,7 @@ def _tokenizer(cfg: PretrainConfig, train_files: list[str], run_dir: Path, resum
 
 
 def pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False) -> dict:
+    machine = runtime.resolve(cfg.train, cfg.model)  # bf16, compiler, memory: refused or resolved before any work
     run_dir = Path(run_dir)
     train_files, valid_file = resolve_files(cfg)
     given = [valid_file] if valid_file else []
@@ -233,7 +236,8 @@ def pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False) -> 
     if distributed.is_main():
         write_json(run_dir / "config.json", {"stage": "pretrain", **dataclasses.asdict(cfg), "resolved": {
             "train_files": train_files, "valid_file": valid_name, "train_tokens": train_cache.n_tokens,
-            "train_blocks": len(train_set), "token_cache": str(train_cache.path), "ranks": distributed.world().size}})
+            "train_blocks": len(train_set), "token_cache": str(train_cache.path), "ranks": distributed.world().size,
+            "runtime": machine}})
 
     torch.manual_seed(cfg.train.seed)
     recipe = RECIPES[cfg.objective.name](cfg, tok, valid_set)

@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 
 from budgetlm.atomic import check_output_file, write_json
-from budgetlm.config import TaskDataConfig
 from budgetlm.errors import UserError
 from budgetlm.stages.embed import load_embedder
 from budgetlm.tasks.classification import Examples, classification_metrics, label_ids, label_names, read_examples
+from budgetlm.tasks.config import TaskDataConfig
 from budgetlm.tasks.embedding import embed, encode_texts
 from budgetlm.tasks.pair_probe import fit_probe, pair_features
 from budgetlm.tasks.resolve import TaskSpec, resolve_task

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import torch
 
+from budgetlm import runtime
 from budgetlm.atomic import write_json
-from budgetlm.config import FinetuneConfig
 from budgetlm.data.batches import PairBatches
 from budgetlm.errors import UserError
 from budgetlm.models import EncoderDecoderModel, count_parameters
 from budgetlm.models.io import model_meta, save_model
+from budgetlm.stages.config import FinetuneConfig
 from budgetlm.tasks.classification import read_examples
 from budgetlm.tasks.seq2seq import seq2seq_loss
 from budgetlm.tasks.text2text import (
@@ -31,6 +32,7 @@ from budgetlm.train.loop import train
 
 def finetune_text2text(cfg: FinetuneConfig, files: tuple, pretrained: EncoderDecoderModel, tok_file: Path, model_path,
                        run_dir: Path, resume: bool, scratch: bool) -> dict:
+    machine = runtime.resolve(cfg.train)
     train_file, valid_file, text_col, label_col, header = files
     if header is None:
         text_col, label_col = default_columns(train_file, text_col, label_col)
@@ -57,7 +59,8 @@ def finetune_text2text(cfg: FinetuneConfig, files: tuple, pretrained: EncoderDec
           f"{len(x_valid):,} by greedy generation (exact match)", file=sys.stderr)
     write_json(run_dir / "config.json", {"stage": "finetune", **dataclasses.asdict(cfg), "resolved": {
         "method": "text2text", "model": str(model_path), "scratch": scratch, "train_file": train_file,
-        "valid_file": valid_file, "input_column": text_col, "target_column": label_col, "verbalizer": verbalizer}})
+        "valid_file": valid_file, "input_column": text_col, "target_column": label_col, "verbalizer": verbalizer,
+        "runtime": machine}})
 
     def step_fn(model, batch, step, micro):
         loss, n, correct = seq2seq_loss(model, batch["inputs"], batch["labels"])

@@ -22,11 +22,11 @@ import torch
 from scipy.stats import spearmanr
 from tqdm import tqdm
 
-from budgetlm.config import EmbeddingConfig
 from budgetlm.data.batches import EpochSampler, pad_batch
 from budgetlm.data.pairs import PairData
 from budgetlm.models.heads import pool
 from budgetlm.objectives.contrastive import DISTILL_LOSSES, REGRESSION_LOSSES, info_nce
+from budgetlm.tasks.config import EmbeddingConfig
 
 COMPONENTS = ("scored", "pairs", "simcse", "distill")
 

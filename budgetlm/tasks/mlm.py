@@ -6,8 +6,8 @@ import math
 
 import torch
 
-from budgetlm.config import ObjectiveConfig
 from budgetlm.data.batches import BlockDataset, special_mask
+from budgetlm.objectives.config import ObjectiveConfig
 from budgetlm.objectives.mlm import IGNORE_INDEX, mask_tokens, mlm_loss
 from budgetlm.tokenizer import MASK, SPECIAL_TOKENS
 

@@ -13,10 +13,10 @@ import sys
 
 import torch
 
-from budgetlm.config import PromptConfig
 from budgetlm.errors import UserError
 from budgetlm.objectives.clm import END_OF_TEXT
 from budgetlm.tasks.classification import Examples
+from budgetlm.tasks.config import PromptConfig
 from budgetlm.tokenizer import PAD, encode_plain
 
 DEFAULT_VERBALISERS = {"sst2": {"0": "negative", "1": "positive"}}

@@ -14,11 +14,11 @@ import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
-from budgetlm.config import TaskDataConfig
 from budgetlm.data.readers import ReadStats, check_input_file, iter_jsonl, pick_text_column, read_table
 from budgetlm.data.root import in_root
 from budgetlm.errors import UserError
 from budgetlm.tasks.base import Columns
+from budgetlm.tasks.config import TaskDataConfig
 from budgetlm.tasks.conll import looks_like_conll
 from budgetlm.tasks.registry import BUILTIN_TASKS, TASK_TYPES
 

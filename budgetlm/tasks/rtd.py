@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from budgetlm.config import ObjectiveConfig
 from budgetlm.data.batches import BlockDataset, special_mask
+from budgetlm.objectives.config import ObjectiveConfig
 from budgetlm.objectives.mlm import mask_tokens
 from budgetlm.objectives.rtd import rtd_loss
 from budgetlm.tokenizer import MASK, SPECIAL_TOKENS

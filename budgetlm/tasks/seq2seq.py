@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer
 
-from budgetlm.config import ObjectiveConfig
 from budgetlm.data.batches import BlockDataset, special_mask
 from budgetlm.models.seq2seq_generate import DECODER_START, EOS
 from budgetlm.objectives import IGNORE_INDEX, corrupt_spans, infill, sentinel_tokens
+from budgetlm.objectives.config import ObjectiveConfig
 from budgetlm.tokenizer import MASK, PAD
 
 SENTENCE_ENDS = (".", "!", "?")

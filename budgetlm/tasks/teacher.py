@@ -21,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 from budgetlm.atomic import replacing, sha256_file
+from budgetlm.data.cache import default_cache_dir
 from budgetlm.errors import UserError
 from budgetlm.export.sentence_transformers import pipeline_problem
 from budgetlm.train import precision as arith
@@ -96,17 +97,12 @@ class Teacher:
         return h.hexdigest()
 
 
-def default_cache_dir() -> Path:
-    env = os.environ.get("BUDGETLM_CACHE")
-    return (Path(env) if env else Path.home() / ".cache" / "budgetlm") / "teacher"
-
-
 def cached_teacher_embeddings(teacher: Teacher, texts: list[str], cache_dir: Path | None = None) -> np.ndarray:
     """teacher.encode(texts), stored under a key of (teacher files, texts) so a rerun skips the teacher."""
     h = hashlib.sha256(teacher.fingerprint().encode())
     for t in texts:
         h.update(t.encode("utf-8", "replace") + b"\0")
-    path = (cache_dir or default_cache_dir()) / f"{h.hexdigest()[:24]}.npy"
+    path = (cache_dir or default_cache_dir("teacher")) / f"{h.hexdigest()[:24]}.npy"
     if path.is_file():
         vectors = np.load(path, allow_pickle=False)
         if vectors.shape == (len(texts), teacher.dim):

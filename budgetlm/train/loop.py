@@ -33,11 +33,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from budgetlm.config import Budget, TrainConfig, parse_budget
 from budgetlm.errors import UserError
 from budgetlm.train import distributed, precision
 from budgetlm.train.checkpoint import list_checkpoints, load_best, load_latest, save_best, save_checkpoint
 from budgetlm.train.compile import compile_blocks
+from budgetlm.train.config import Budget, TrainConfig
 from budgetlm.train.logs import MetricsLog
 from budgetlm.train.memory import tune_allocator
 from budgetlm.train.optim import build_optimizer
@@ -160,8 +160,7 @@ class _Run:
 def _setup(model, batches, step_fn: StepFn, cfg: TrainConfig, run_dir: Path, evaluate, resume: bool, desc: str) -> _Run:
     """Threads, allocator, sharding, disk check, optimizer, seed or resumed state, compilation, log, progress bar."""
     world = distributed.world()
-    budget = parse_budget(cfg.budget, "train.budget")
-    ckpt_every = parse_budget(cfg.checkpoint_every, "train.checkpoint_every")
+    budget, ckpt_every = cfg.budget, cfg.checkpoint_every  # Budgets: parsed when the config was built
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if cfg.tune_allocator:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from budgetlm.config import TrainConfig
+from budgetlm.train.config import TrainConfig
 
 
 def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:

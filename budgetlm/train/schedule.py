@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from budgetlm.config import TrainConfig
+from budgetlm.train.config import TrainConfig
 
 
 def lr_at(progress: float, cfg: TrainConfig) -> float:

@@ -8,10 +8,10 @@ import pytest
 import torch
 from tokenizers import Tokenizer
 
-from budgetlm.config import HeadConfig, ModelConfig
 from budgetlm.errors import UserError
 from budgetlm.export.hf import EXPORT_NOTE, export_hf, from_hf, load_any, to_hf, verify_parity
 from budgetlm.models import Model, SequenceClassificationHead, build_mlm_model
+from budgetlm.models.config import HeadConfig, ModelConfig
 from budgetlm.models.io import load_model, model_meta, save_model
 from budgetlm.tokenizer import CLS, PAD
 

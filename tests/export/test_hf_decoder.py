@@ -4,12 +4,13 @@ same greedy generations as budgetlm; export -> import round-trips; options with 
 import pytest
 import torch
 
-from budgetlm.config import GenerateConfig, ModelConfig
 from budgetlm.errors import UserError
 from budgetlm.export.hf import export_hf, from_hf, load_any
 from budgetlm.generate import generate
 from budgetlm.models import build_lm_model
+from budgetlm.models.config import ModelConfig
 from budgetlm.models.io import model_meta, save_model
+from budgetlm.stages.config import GenerateConfig
 from budgetlm.tokenizer import SEP
 
 ARCHS = {  # arch -> (ModelConfig options, expected transformers class)

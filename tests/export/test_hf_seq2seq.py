@@ -9,11 +9,11 @@ import pytest
 import torch
 from tokenizers import Tokenizer
 
-from budgetlm.config import ModelConfig
 from budgetlm.errors import UserError
 from budgetlm.export.hf import EXPORT_NOTE, export_hf, from_hf
 from budgetlm.export.hf_seq2seq import to_hf, verify_parity
 from budgetlm.models import build_seq2seq_model
+from budgetlm.models.config import ModelConfig
 from budgetlm.models.io import model_meta, save_model
 from budgetlm.models.seq2seq_generate import DECODER_START, generate
 from budgetlm.tokenizer import PAD

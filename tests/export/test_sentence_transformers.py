@@ -7,11 +7,11 @@ import pytest
 import torch
 from tokenizers import Tokenizer
 
-from budgetlm.config import ModelConfig
 from budgetlm.errors import UserError
 from budgetlm.export import sentence_transformers as st_export
 from budgetlm.export.hf import EXPORT_NOTE, export_hf, load_any
 from budgetlm.models import EmbeddingHead, Model
+from budgetlm.models.config import ModelConfig
 from budgetlm.models.io import model_meta, save_model
 from budgetlm.tasks.embedding import embed, encode_texts
 from budgetlm.tokenizer import load_tokenizer

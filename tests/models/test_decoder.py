@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from budgetlm.config import ModelConfig
 from budgetlm.errors import UserError
 from budgetlm.models import Model, build_lm_model, build_mlm_model
+from budgetlm.models.config import ModelConfig
 from budgetlm.models.decoder import causal_mask
 from budgetlm.objectives.clm import document_ids, lm_logits
 from budgetlm.tokenizer import SEP

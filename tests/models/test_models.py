@@ -8,11 +8,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from budgetlm.config import HeadConfig, ObjectiveConfig
 from budgetlm.data.batches import pad_batch, special_mask
 from budgetlm.models import Model, SequenceClassificationHead, build_mlm_model, count_parameters
+from budgetlm.models.config import HeadConfig
 from budgetlm.models.io import load_model, model_meta, save_model
 from budgetlm.models.layers import SelfAttention
+from budgetlm.objectives.config import ObjectiveConfig
 from budgetlm.objectives.mlm import IGNORE_INDEX, mask_tokens, mlm_loss
 from budgetlm.tokenizer import CLS, MASK, SEP, SPECIAL_TOKENS
 

@@ -11,7 +11,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from budgetlm.config import ObjectiveConfig
+from budgetlm.objectives.config import ObjectiveConfig
 from budgetlm.objectives.infill import infill, permute_sentences, sample_spans
 from budgetlm.objectives.mlm import IGNORE_INDEX
 from budgetlm.tokenizer import CLS, MASK, PAD, SEP, SPECIAL_TOKENS

@@ -7,8 +7,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from budgetlm.config import ObjectiveConfig
 from budgetlm.objectives import MASKING_FUNCTIONS
+from budgetlm.objectives.config import ObjectiveConfig
 from budgetlm.objectives.mlm import IGNORE_INDEX, mask_tokens, mlm_loss
 from budgetlm.tokenizer import MASK, SPECIAL_TOKENS
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from budgetlm.config import ObjectiveConfig
+from budgetlm.objectives.config import ObjectiveConfig
 from budgetlm.objectives.mlm import IGNORE_INDEX
 from budgetlm.objectives.pmi import PmiNgrams, mask_pmi, pmi_units
 from budgetlm.objectives.units import word_index

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from budgetlm.cli import main
-from budgetlm.config import ModelConfig
+from budgetlm.models.config import ModelConfig
 from budgetlm.objectives.mlm import IGNORE_INDEX
 from budgetlm.objectives.rtd import build_rtd_model, discriminator_loss, replace_tokens, rtd_loss
 

@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from budgetlm.config import ObjectiveConfig
+from budgetlm.objectives.config import ObjectiveConfig
 from budgetlm.objectives.mlm import IGNORE_INDEX
 from budgetlm.objectives.span import corrupt_spans, merge_spans, random_spans_noise_mask, sentinel_tokens
 from budgetlm.tokenizer import CLS, PAD, SEP, SPECIAL_TOKENS

@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from budgetlm.config import ObjectiveConfig
+from budgetlm.objectives.config import ObjectiveConfig
 from budgetlm.objectives.mlm import IGNORE_INDEX
 from budgetlm.objectives.spanbert import geometric_lengths, mask_spans, span_units
 from budgetlm.objectives.units import word_index

@@ -11,8 +11,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from budgetlm.config import ObjectiveConfig
 from budgetlm.objectives import MASKING_FUNCTIONS, WORD_MASKINGS
+from budgetlm.objectives.config import ObjectiveConfig
 from budgetlm.objectives.mlm import IGNORE_INDEX
 from budgetlm.objectives.pmi import PmiNgrams
 from budgetlm.objectives.units import token_budget, word_index

@@ -7,9 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from budgetlm.config import EmbeddingConfig
 from budgetlm.data.pairs import PairData
 from budgetlm.models import EmbeddingHead, Model
+from budgetlm.tasks.config import EmbeddingConfig
 from budgetlm.tasks.embedding import (
     EmbeddingBatches, build_embedding_data, embed, embedding_step, sentence_embeddings, spearman_of_cosines,
 )

@@ -2,9 +2,9 @@
 
 import torch
 
-from budgetlm.config import PromptConfig
 from budgetlm.models import build_lm_model
 from budgetlm.objectives.clm import lm_logits
+from budgetlm.tasks.config import PromptConfig
 from budgetlm.tasks.prompting import score_labels
 from budgetlm.tokenizer import SEP, encode_plain
 

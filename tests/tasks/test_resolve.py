@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from budgetlm.config import TaskDataConfig
 from budgetlm.errors import UserError
+from budgetlm.tasks.config import TaskDataConfig
 from budgetlm.tasks.resolve import resolve_task
 
 

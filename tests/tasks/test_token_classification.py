@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from budgetlm.config import HeadConfig
 from budgetlm.data.batches import IGNORE
 from budgetlm.errors import UserError
 from budgetlm.models import Model, TokenClassificationHead
+from budgetlm.models.config import HeadConfig
 from budgetlm.tasks.conll import TaggedSentences
 from budgetlm.tasks.token_classification import (
     TokenClassification, align_labels, encode_words, entity_metrics, first_subtokens, tag_ids, tag_names,

@@ -6,9 +6,10 @@ import pytest
 import torch
 from torch._dynamo.utils import counters
 
-from budgetlm.config import TrainConfig
+from budgetlm import runtime
 from budgetlm.stages.pretrain import pretrain
 from budgetlm.train import compile as compile_mod
+from budgetlm.train.config import TrainConfig
 
 from test_loop import inputs, make_config, weights  # noqa: F401 (inputs is a fixture)
 
@@ -32,6 +33,6 @@ def test_compile_without_a_cxx_compiler_warns_and_runs_uncompiled(monkeypatch, c
     monkeypatch.delenv("CXX", raising=False)
     monkeypatch.setattr(compile_mod.shutil, "which", lambda name: None)
     cfg = TrainConfig(compile=True)
-    cfg.validate()
+    runtime.resolve(cfg)
     assert cfg.compile is False  # config.json records what ran
     assert "needs a C++ compiler" in capsys.readouterr().err

@@ -24,9 +24,9 @@ import torch
 from safetensors.torch import load_file
 
 from budgetlm.cli import main
-from budgetlm.config import ModelConfig
 from budgetlm.data.batches import EpochSampler
 from budgetlm.models import build_mlm_model
+from budgetlm.models.config import ModelConfig
 from budgetlm.models.io import model_meta, save_model
 from budgetlm.tokenizer import train_tokenizer
 from budgetlm.train.checkpoint import list_checkpoints

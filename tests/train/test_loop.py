@@ -14,13 +14,15 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from budgetlm.config import PretrainConfig, TrainConfig, build_config
+from budgetlm.config import build_config
 from budgetlm.errors import UserError
 from budgetlm.stages import pretrain as pretrain_stage
+from budgetlm.stages.config import PretrainConfig
 from budgetlm.stages.pretrain import pretrain
 from budgetlm.tokenizer import train_tokenizer
 from budgetlm.train import loop as loop_mod
 from budgetlm.train.checkpoint import list_checkpoints, verify
+from budgetlm.train.config import TrainConfig
 from budgetlm.train.logs import read_metrics
 from budgetlm.train.loop import Interrupted, TrainingDiverged, existing_run_problem, train
 

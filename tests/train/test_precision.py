@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from budgetlm.config import TrainConfig
+from budgetlm import runtime
 from budgetlm.errors import UserError
 from budgetlm.train import precision
+from budgetlm.train.config import TrainConfig
 from budgetlm.train.loop import train
 
 from budgetlm.stages.pretrain import pretrain
@@ -48,7 +49,7 @@ def test_bf16_pretraining_learns_like_fp32_and_saves_fp32_weights(inputs, tmp_pa
 def test_bf16_is_refused_without_native_support(monkeypatch):
     monkeypatch.setattr(precision, "bf16_supported", lambda: False)
     with pytest.raises(UserError, match="no native bfloat16"):
-        TrainConfig(precision="bf16").validate()
+        runtime.resolve(TrainConfig(precision="bf16"))
 
 
 def test_unknown_precision_is_refused():
@@ -60,5 +61,5 @@ def test_unknown_precision_is_refused():
 def test_auto_picks_bf16_only_where_supported(monkeypatch, supported, resolved):
     monkeypatch.setattr(precision, "bf16_supported", lambda: supported)
     cfg = TrainConfig(precision="auto")
-    cfg.validate()
+    runtime.resolve(cfg)
     assert cfg.precision == resolved

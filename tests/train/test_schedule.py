@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from budgetlm.config import TrainConfig
+from budgetlm.train.config import TrainConfig
 from budgetlm.train.schedule import lr_at
 
 

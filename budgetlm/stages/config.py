@@ -1,0 +1,122 @@
+"""The config of each command that trains or samples: `PretrainConfig`, `FinetuneConfig` (and, until it moves
+beside the generation code, `GenerateConfig`). Each is the sections of its stage plus the checks across them."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+from budgetlm.data.config import DataConfig
+from budgetlm.errors import UserError
+from budgetlm.models.config import HeadConfig, ModelConfig
+from budgetlm.objectives.config import DEFAULT_OBJECTIVES, OBJECTIVE_FAMILIES, ObjectiveConfig
+from budgetlm.schema import setting
+from budgetlm.tasks.config import EmbeddingConfig, MultitaskConfig, PromptConfig, TaskDataConfig
+from budgetlm.train.config import TrainConfig
+
+
+@dataclass
+class PretrainConfig:
+    """`budgetlm pretrain`: the model, its objective, the text and the loop."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def validate(self) -> None:
+        for section in (self.model, self.objective, self.data, self.train):
+            section.validate()
+        if not self.objective.name:  # resolved here, so config.json records the objective that ran
+            self.objective.name = DEFAULT_OBJECTIVES[self.model.family]
+        family = OBJECTIVE_FAMILIES[self.objective.name]
+        if self.model.family != family:
+            raise UserError(f"objective.name={self.objective.name} trains model.family={family}, "
+                            f"not {self.model.family}; set model.family={family}")
+        if self.objective.name == "span_corruption":  # T5 draws round(noise / mean_span_length) spans per sequence
+            spans = max(1, round(round(self.model.max_seq_len * self.objective.noise_density) / self.objective.mean_span_length))
+            if spans > self.objective.sentinels:
+                raise UserError(f"objective.sentinels={self.objective.sentinels} is too few for the {spans} spans a "
+                                f"{self.model.max_seq_len}-token block gets; raise it")
+        if self.objective.sentence_task != "none" and self.objective.name != "mlm":
+            raise UserError("objective.sentence_task (nsp/sop) is a second head of masked-LM pre-training; use objective.name=mlm")
+        if self.objective.sentence_task != "none" and self.model.max_seq_len < 5:
+            raise UserError("objective.sentence_task needs model.max_seq_len >= 5 ([CLS] A [SEP] B [SEP])")
+        if self.objective.sentence_task == "nsp" and self.train.batch_size < 2:
+            raise UserError("objective.sentence_task=nsp draws random segments from the batch: train.batch_size must be >= 2")
+
+
+FINETUNE_METHODS = ("head", "text2text", "prompt")
+
+
+@dataclass
+class FinetuneConfig:
+    """`budgetlm finetune`: the task data, the head / embedding / prompt settings and the loop."""
+
+    method: str = setting("", f"one of {FINETUNE_METHODS}: train a classification head; train an encoder-decoder to write the target text; or score label words with a decoder (prompt, no training); empty = from the model (text2text for an encoder_decoder, else head)")
+    max_target_len: int = setting(16, "text2text: longest target in tokens (longer ones are cut); evaluation generates at most this many")
+    data: TaskDataConfig = field(default_factory=TaskDataConfig)
+    tasks: list[TaskDataConfig] = setting([], "multi-task: several task sections (as `data`), one head each, one shared encoder")
+    multitask: MultitaskConfig = field(default_factory=MultitaskConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=1e-4, warmup=0.1, checkpoint_every="5m"))
+    dropout: float = setting(-1.0, "override the backbone's dropout while fine-tuning; -1 = keep the pre-training value")
+    attention_dropout: float = setting(-1.0, "override the backbone's model.attention_dropout while fine-tuning; -1 = keep "
+                                       "it (by default it follows dropout); 0 = the fused attention kernel")
+
+    def validate(self) -> None:
+        for section in (self.data, self.head, self.prompt, self.embedding, self.train, self.multitask, *self.tasks):
+            section.validate()
+        for name in ("dropout", "attention_dropout"):
+            value = getattr(self, name)
+            if value != -1.0 and not 0.0 <= value < 1.0:
+                raise UserError(f"{name} must be in [0, 1) (or -1 to keep the backbone's)")
+        if self.method and self.method not in FINETUNE_METHODS:
+            raise UserError(f"method={self.method!r} is not one of: {', '.join(FINETUNE_METHODS)}")
+        if self.max_target_len <= 0:
+            raise UserError(f"max_target_len must be > 0, got {self.max_target_len}")
+        if self.tasks and (self.data.task or self.data.train):
+            raise UserError("give either one task (data / --task / --train) or a `tasks:` list, not both")
+        names = [t.name or t.task for t in self.tasks]
+        dupes = sorted({n for n in names if n and names.count(n) > 1})
+        if dupes:
+            raise UserError(f"tasks: duplicate task names {', '.join(dupes)}; give each a distinct `name`")
+
+    def backbone(self, pretrained: ModelConfig) -> ModelConfig:
+        """A copy of the pre-trained model's config with this run's dropout overrides."""
+        out = dataclasses.replace(pretrained)
+        if self.dropout >= 0:
+            out.dropout = self.dropout
+        if self.attention_dropout >= 0:
+            out.attention_dropout = self.attention_dropout
+        return out
+
+
+@dataclass
+class GenerateConfig:
+    """Sampling from a decoder (`budgetlm generate`)."""
+
+    max_new_tokens: int = setting(100, "tokens to generate at most (fewer if the model ends the text)")
+    temperature: float = setting(0.8, "softmax temperature; 0 = greedy (always the most likely token)")
+    top_k: int = setting(0, "sample among the k most likely tokens only; 0 = all")
+    top_p: float = setting(1.0, "nucleus sampling: the smallest set of tokens whose probability reaches top_p, in (0, 1]")
+    repetition_penalty: float = setting(1.0, "> 1 discourages tokens already in the text (CTRL, Keskar et al. 2019); 1 = off")
+    seed: int = setting(0, "sampling seed")
+
+    def validate(self) -> None:
+        for name in ("temperature", "top_p", "repetition_penalty"):  # NaN passes every comparison below
+            if not math.isfinite(getattr(self, name)):
+                raise UserError(f"--{name.replace('_', '-')} must be a finite number, got {getattr(self, name)}")
+        if self.max_new_tokens < 1:
+            raise UserError(f"--max-new-tokens must be >= 1, got {self.max_new_tokens}")
+        if self.temperature < 0:
+            raise UserError(f"--temperature must be >= 0 (0 = greedy), got {self.temperature}")
+        if self.top_k < 0:
+            raise UserError(f"--top-k must be >= 0 (0 = off), got {self.top_k}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise UserError(f"--top-p must be in (0, 1], got {self.top_p}")
+        if self.repetition_penalty <= 0:
+            raise UserError(f"--repetition-penalty must be > 0 (1 = off), got {self.repetition_penalty}")
