@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from budgetlm.config import build_config
+from budgetlm.stages.config import PretrainConfig
 from budgetlm.data.batches import BlockBatches, BlockDataset
 from budgetlm.data.cache import build_or_load
 from budgetlm.data.root import wikitext2

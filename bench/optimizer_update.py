@@ -15,6 +15,7 @@ import time
 import torch
 
 from budgetlm.config import build_config
+from budgetlm.stages.config import PretrainConfig
 from budgetlm.models import build_mlm_model
 from common import REPO, machine_line
 
