@@ -15,7 +15,7 @@ from tokenizers import Tokenizer
 
 from budgetlm.config import ObjectiveConfig
 from budgetlm.data.batches import BlockDataset, special_mask
-from budgetlm.models.seq2seq_generate import DECODER_START, EOS
+from budgetlm.generate.seq2seq import DECODER_START, EOS
 from budgetlm.objectives import IGNORE_INDEX, corrupt_spans, infill, sentinel_tokens
 from budgetlm.tokenizer import MASK, PAD
 
