@@ -19,7 +19,7 @@ import torch
 
 from budgetlm.models import build_seq2seq_model
 from budgetlm.models.config import ModelConfig
-from budgetlm.models.seq2seq_generate import generate
+from budgetlm.generate.seq2seq import generate
 from common import machine_line
 
 

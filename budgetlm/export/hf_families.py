@@ -16,10 +16,13 @@ from typing import Callable
 from budgetlm.config import from_dict
 from budgetlm.errors import UserError
 from budgetlm.models.config import HeadConfig, ModelConfig
+from budgetlm.models.kinds import KINDS as MODEL_KINDS
 from budgetlm.tokenizer import CLS, SEP
 
 EXPORT_NOTE = "budgetlm_export.json"
-KINDS = ("mlm", "classifier", "clm", "encoder")  # "embedder" goes to sentence-transformers (export/sentence_transformers.py)
+# the model kinds that map onto a transformers class of a family here; "embedder" goes to sentence-transformers
+# (export/sentence_transformers.py), "seq2seq" to BART (export/hf_seq2seq.py)
+KINDS = tuple(name for name, kind in MODEL_KINDS.items() if kind.export == "transformers")
 
 # our activation name <-> transformers ACT2FN name (both exact: erf GELU, tanh GELU via torch)
 ACT_TO_HF = {"gelu": "gelu", "gelu_tanh": "gelu_pytorch_tanh", "relu": "relu", "silu": "silu", "tanh": "tanh"}

@@ -19,7 +19,7 @@ from budgetlm.errors import UserError
 from budgetlm.export.hf_families import ACT_TO_HF, Rule, _unmet
 from budgetlm.models.config import ModelConfig
 from budgetlm.models.encoder_decoder import EncoderDecoderModel
-from budgetlm.models.seq2seq_generate import DECODER_START, EOS
+from budgetlm.generate.seq2seq import DECODER_START, EOS
 from budgetlm.tokenizer import MASK, PAD
 
 POSITION_OFFSET = 2  # BartLearnedPositionalEmbedding looks up position + 2

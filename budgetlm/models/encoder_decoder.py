@@ -149,6 +149,11 @@ class EncoderDecoderModel(nn.Module):
         self.encoder = Encoder(cfg)
         self.decoder = Decoder(cfg)
         self.heads = nn.ModuleDict({"lm": TiedLMHead()})
+        self.heads["lm"].tie(self.encoder.tok_emb)
+
+    def get_output_embeddings(self) -> nn.Module:
+        """The module holding the (V, D) output matrix: the shared token embedding (as transformers' method)."""
+        return self.heads["lm"].output_embeddings()
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.encoder(input_ids, None, attention_mask)  # (B, S, D)
@@ -158,7 +163,7 @@ class EncoderDecoderModel(nn.Module):
         return self.decoder(decoder_ids, self.encoder.tok_emb, memory, source_mask(attention_mask), cache)  # (B, T, D)
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.heads["lm"](hidden, self.encoder.tok_emb.weight)  # (..., V)
+        return self.heads["lm"](hidden)  # (..., V)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, decoder_ids: torch.Tensor) -> torch.Tensor:
         """Full logits (B, T, V) for teacher-forced decoder ids; training uses the sparse path in tasks/seq2seq.py."""

@@ -12,7 +12,31 @@ from budgetlm.models.config import HeadConfig, ModelConfig
 from budgetlm.models.layers import ACTIVATION_FNS, layer_norm
 
 
-class MaskedLMHead(nn.Module):
+class TiedProjection(nn.Module):
+    """What the heads that project onto the token embedding share: the `Model` that owns the head ties it to its
+    backbone's `tok_emb` when it is built (`tie`, as nanoGPT ties `lm_head` in `GPT.__init__`), so the head is
+    called on hidden states alone. The embedding is kept as a plain attribute, outside nn.Module's registry: the
+    state dict holds the matrix once, under the backbone's name (`encoder.tok_emb.weight`, which old checkpoints
+    and the export rule tables key on), and safetensors never sees a shared tensor. The reference is to the
+    module, not its weight, so `.to()`, `load_state_dict` and dtype casts, which update the module, are seen."""
+
+    _embedding: nn.Embedding | None = None
+
+    def tie(self, embedding: nn.Embedding) -> None:
+        object.__setattr__(self, "_embedding", embedding)  # not nn.Module.__setattr__: no second registration
+
+    def output_embeddings(self) -> nn.Module:
+        """The module whose (V, D) `weight` is this head's vocabulary matrix."""
+        if self._embedding is None:
+            raise RuntimeError(f"{type(self).__name__} is not tied to a token embedding; build it inside a model")
+        return self._embedding
+
+    def matrix(self) -> torch.Tensor:
+        """The (V, D) vocabulary matrix."""
+        return self.output_embeddings().weight
+
+
+class MaskedLMHead(TiedProjection):
     """dense -> activation -> LayerNorm -> tied vocabulary projection (+ bias), as in BERT.
 
     Called on the *selected* positions only (sparse prediction): the (N, V) projection is the most
@@ -26,9 +50,9 @@ class MaskedLMHead(nn.Module):
         self.norm = layer_norm(cfg)
         self.bias = nn.Parameter(torch.zeros(cfg.vocab_size))
 
-    def forward(self, hidden: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
-        # hidden: (N, D) selected positions; embedding: (V, D) tied input embedding -> (N, V)
-        return F.linear(self.norm(self.act(self.dense(hidden))), embedding, self.bias)
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        # hidden: (N, D) selected positions; tied embedding (V, D) -> (N, V)
+        return F.linear(self.norm(self.act(self.dense(hidden))), self.matrix(), self.bias)
 
 
 class ReplacedTokenHead(nn.Module):
@@ -149,19 +173,15 @@ class SequenceClassificationHead(nn.Module):
         return self.classifier(self.drop(h))
 
 
-class TiedLMHead(nn.Module):
+class TiedLMHead(TiedProjection):
     """Language-model head of the encoder-decoder: a projection onto the shared token embedding, no parameters
     of its own (as BART/mBART with tied embeddings and a zero `final_logits_bias`)."""
 
-    def matrix(self, embedding: torch.Tensor) -> torch.Tensor:
-        """The (V, D) vocabulary matrix: the shared token `embedding`."""
-        return embedding
-
-    def forward(self, hidden: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
-        return F.linear(hidden, self.matrix(embedding))  # (..., D) x (V, D) -> (..., V)
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return F.linear(hidden, self.matrix())  # (..., D) x (V, D) -> (..., V)
 
 
-class CausalLMHead(nn.Module):
+class CausalLMHead(TiedProjection):
     """Vocabulary projection of a decoder's (final-normed) hidden states, no bias (GPT-2, Llama).
 
     With `tie_embeddings` it projects with the input embedding matrix and owns no weights.
@@ -173,13 +193,13 @@ class CausalLMHead(nn.Module):
         if self.proj is not None:
             nn.init.normal_(self.proj.weight, 0.0, cfg.init_std)
 
-    def matrix(self, embedding: torch.Tensor) -> torch.Tensor:
-        """The (V, D) vocabulary matrix: the tied input `embedding`, or this head's own projection."""
-        return embedding if self.proj is None else self.proj.weight
+    def output_embeddings(self) -> nn.Module:
+        """The tied input embedding, or this head's own projection (`model.tie_embeddings=false`)."""
+        return super().output_embeddings() if self.proj is None else self.proj
 
-    def forward(self, hidden: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
-        # hidden: (..., D); embedding: (V, D) tied input embedding -> (..., V)
-        return F.linear(hidden, self.matrix(embedding))
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        # hidden: (..., D) -> (..., V)
+        return F.linear(hidden, self.matrix())
 
 
 class TokenClassificationHead(nn.Module):

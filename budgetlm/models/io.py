@@ -19,8 +19,10 @@ import budgetlm
 from budgetlm.atomic import fsync_dir, replace_dir
 from budgetlm.config import from_dict
 from budgetlm.errors import UserError
-from budgetlm.models import HEAD_KINDS, CausalLMHead, EmbeddingHead, EncoderDecoderModel, MaskedLMHead, Model, SequenceClassificationHead
-from budgetlm.models.config import HeadConfig, ModelConfig
+from budgetlm.models.config import ModelConfig
+from budgetlm.models.encoder_decoder import EncoderDecoderModel
+from budgetlm.models.kinds import build_kind
+from budgetlm.models.model import Model
 from budgetlm.runtime import check_fits_in_memory
 
 FORMAT_VERSION = 1
@@ -42,37 +44,11 @@ def model_meta(model: Model | EncoderDecoderModel, kind: str, **extra) -> dict:
 
 
 def build_from_meta(meta: dict) -> Model | EncoderDecoderModel:
+    """A fresh model of the kind config.json names (models/kinds.py), with its resolved ModelConfig."""
     cfg = from_dict(ModelConfig, meta["model"], prefix="model.")
     cfg.validate()
     check_fits_in_memory(cfg)  # the size check validate() did before budgetlm/runtime.py held it
-    if meta["kind"] == "mlm":
-        return Model(cfg, {"mlm": MaskedLMHead(cfg)})
-    if meta["kind"] == "clm":
-        return Model(cfg, {"lm": CausalLMHead(cfg)})
-    if meta.get("heads"):  # fine-tuned models: {head name: {head_kind, task_type, labels, head}}
-        heads = {}
-        for name, h in meta["heads"].items():
-            if h.get("head_kind") not in HEAD_KINDS:
-                raise UserError(f"unknown head kind {h.get('head_kind')!r} for head {name!r} in {CONFIG}")
-            head = from_dict(HeadConfig, h.get("head") or {}, prefix="head.")
-            heads[name] = HEAD_KINDS[h["head_kind"]](cfg, head, len(h["labels"]))
-        return Model(cfg, heads)
-    if meta["kind"] == "classifier":  # written before fine-tuned models listed their heads
-        head = from_dict(HeadConfig, meta.get("head", {}), prefix="head.")
-        return Model(cfg, {"cls": SequenceClassificationHead(cfg, head, len(meta["labels"]))})
-    if meta["kind"] == "seq2seq":
-        return EncoderDecoderModel(cfg)
-    if meta["kind"] == "embedder":
-        emb = meta.get("embedding") or {}
-        try:
-            head = EmbeddingHead(cfg, emb.get("pooling", "mean"), int(emb.get("dim", 0)), int(emb.get("top_pcs", 0)),
-                                 emb.get("activation", "identity"))
-        except ValueError as e:
-            raise UserError(f"{CONFIG}: embedding head: {e}") from None
-        return Model(cfg, {"embed": head})
-    if meta["kind"] == "encoder":  # a bare backbone (e.g. an imported transformers BertModel)
-        return Model(cfg)
-    raise UserError(f"unknown model kind {meta['kind']!r} in {CONFIG}")
+    return build_kind(meta["kind"], cfg, meta)
 
 
 def cpu_state_dict(model) -> dict:

@@ -35,7 +35,7 @@ def document_ids(inputs: torch.Tensor, end_of_text: int = END_OF_TEXT) -> torch.
 def lm_logits(model, inputs: torch.Tensor, segment_ids: torch.Tensor | None = None) -> torch.Tensor:
     """(B, T) -> (B, T, V) next-token logits of a decoder model."""
     hidden = model.decoder(inputs, segment_ids)  # (B, T, D)
-    return model.heads["lm"](hidden, model.decoder.tok_emb.weight)
+    return model.heads["lm"](hidden)  # (B, T, V)
 
 
 def clm_loss(model, inputs: torch.Tensor, labels: torch.Tensor, segment_ids: torch.Tensor | None = None):

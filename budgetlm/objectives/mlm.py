@@ -67,7 +67,7 @@ def mlm_loss(model, inputs: torch.Tensor, labels: torch.Tensor, token_type_ids=N
 def masked_logits(model, hidden: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The MLM head on the labelled positions only: (logits (N, V), targets (N,)), in row-major order."""
     selected = labels != IGNORE_INDEX  # (B, T)
-    return model.heads["mlm"](hidden[selected], model.encoder.tok_emb.weight), labels[selected]
+    return model.heads["mlm"](hidden[selected]), labels[selected]
 
 
 def count_correct(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -76,19 +76,24 @@ def count_correct(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return (logits.gather(1, targets[:, None]).squeeze(1) >= logits.amax(-1)).sum()
 
 
-def vocabulary_loss(head, hidden: torch.Tensor, embedding: torch.Tensor, targets: torch.Tensor):
-    """The MLM head on the selected positions (N, D) and its cross-entropy in fp32: (loss, number correct).
+def prediction_loss(logits: torch.Tensor, targets: torch.Tensor):
+    """Cross-entropy of (N, V) logits in fp32 against (N,) targets: (loss, number correct)."""
+    logits = logits.float()
+    return F.cross_entropy(logits, targets), count_correct(logits.detach(), targets)
 
-    A function of tensors alone, so that training can compile it (train.compile): fused, the (N, V) logits'
+
+def vocabulary_loss(head, hidden: torch.Tensor, targets: torch.Tensor):
+    """The (tied) MLM head on the selected positions (N, D) and `prediction_loss` on its logits.
+
+    One function, so that training can compile the two together (train.compile): fused, the (N, V) logits'
     cast, log-softmax and their backward cost ~1/3 of the eager ops under bf16 (docs/benchmarks.md).
     """
-    logits = head(hidden, embedding).float()
-    return F.cross_entropy(logits, targets), count_correct(logits.detach(), targets)
+    return prediction_loss(head(hidden), targets)
 
 
 def mlm_loss_on_hidden(model, hidden: torch.Tensor, labels: torch.Tensor, head_loss: Callable | None = None):
     """mlm_loss given the encoder's output (B, T, D), for objectives that add a second head on the same pass."""
     selected = labels != IGNORE_INDEX  # (B, T)
     targets = labels[selected]
-    loss, correct = (head_loss or vocabulary_loss)(model.heads["mlm"], hidden[selected], model.encoder.tok_emb.weight, targets)
+    loss, correct = (head_loss or vocabulary_loss)(model.heads["mlm"], hidden[selected], targets)
     return loss, targets.numel(), int(correct)

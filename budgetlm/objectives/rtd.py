@@ -5,19 +5,17 @@ the original. Every position carries a label, where masked LM has one at ~15-25%
 `replace_tokens` is a pure function from (ids, masked labels, generator logits) to (inputs, labels) for the
 discriminator. `rtd_loss` combines the generator's masked-LM loss with the discriminator's loss, weighted as in
 the paper (generator + 50 x discriminator). The generator is an encoder of its own (fewer layers) sharing the
-token embedding with the discriminator (`tie_embedding`); only the discriminator is kept after pre-training.
+token embedding with the discriminator (models/kinds.py `build_rtd_model`); only the discriminator is kept after
+pre-training. Pure losses: nothing here builds a model.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
-from budgetlm.models import Model, ReplacedTokenHead, build_mlm_model
-from budgetlm.models.config import ModelConfig
 from budgetlm.objectives.mlm import IGNORE_INDEX, count_correct, masked_logits
 
 
@@ -71,22 +69,3 @@ def rtd_loss(model, generator_model, inputs: torch.Tensor, labels: torch.Tensor,
     disc_loss, n_scored, disc_correct = discriminator_loss(disc_logits, disc_labels)
     return RtdStep(gen_loss + weight * disc_loss, int(targets.numel()), gen_correct, n_scored, disc_correct,
                    int((disc_labels == 1.0).sum()))
-
-
-def tie_embedding(generator_model, model) -> None:
-    """Make the generator read (and train) the discriminator's token embedding, as ELECTRA does.
-
-    The embedding stays registered in the discriminator only, so the state dict -- and every checkpoint --
-    holds it once; the generator keeps a plain reference to it."""
-    del generator_model.encoder.tok_emb
-    object.__setattr__(generator_model.encoder, "tok_emb", model.encoder.tok_emb)
-
-
-def build_rtd_model(cfg: ModelConfig, generator_layers: int, generator_d_ff: int = 0) -> Model:
-    """The discriminator (the encoder being trained, with its `rtd` head) and, as `model.generator`, a masked-LM
-    encoder of `generator_layers` layers (feed-forward `generator_d_ff`, 0 = cfg.d_ff) reading its token embedding."""
-    model = Model(cfg, {"rtd": ReplacedTokenHead(cfg)})
-    gen_cfg = dataclasses.replace(cfg, n_layers=generator_layers, d_ff=generator_d_ff or cfg.d_ff)
-    model.generator = build_mlm_model(gen_cfg)
-    tie_embedding(model.generator, model)
-    return model

@@ -1,4 +1,4 @@
-"""What every stage does first: check inputs and the run directory; and find the model a stage starts from."""
+"""What every stage does first: check inputs and the run directory (models/load.py finds the model it starts from)."""
 
 from __future__ import annotations
 
@@ -56,30 +56,3 @@ def tidy_on_failure(out: Path):
                 pass
         raise
 
-
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
-
-
-def load_any_model(path: str | Path, trust_pickle: bool = False):
-    """(model, meta, tokenizer.json path) from a run dir, a budgetlm model dir, or an exported HF dir.
-
-    Weights are read from safetensors files; a pickled pytorch_model.bin only with `trust_pickle`.
-    """
-    from budgetlm.models.io import TOKENIZER, load_model, resolve_model_dir
-
-    p = Path(path)
-    if not p.exists():
-        raise UserError("model path not found", path=str(p))
-    if p.is_file():
-        what = "a pickled PyTorch file, which budgetlm never unpickles" if p.suffix.lower() in PICKLE_SUFFIXES else "a file"
-        raise UserError(f"is {what}; give a run dir, a model dir or a transformers dir (config.json + model.safetensors)",
-                        path=str(p))
-    model_dir = resolve_model_dir(p)
-    if model_dir is not None:
-        model, meta = load_model(model_dir)
-        return model, meta, model_dir / TOKENIZER
-    if (p / "config.json").is_file():
-        from budgetlm.export.hf import load_any
-
-        return load_any(p, trust_pickle)
-    raise UserError("not a budgetlm run or model directory, nor a transformers export", path=str(p))

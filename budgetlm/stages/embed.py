@@ -15,7 +15,7 @@ import numpy as np
 from budgetlm.atomic import check_output_file, replacing
 from budgetlm.data.readers import TEXT_SUFFIXES, ReadStats, check_input_file, iter_lines, read_texts
 from budgetlm.errors import UserError
-from budgetlm.stages.common import load_any_model
+from budgetlm.models.load import load
 from budgetlm.tasks.embedding import embed, encode_texts
 from budgetlm.tokenizer import load_tokenizer
 
@@ -44,7 +44,7 @@ def read_lines(path: str | Path, text_column: str = "") -> list[str]:
 
 
 def load_embedder(model_path: str | Path, trust_pickle: bool = False):
-    model, meta, tok_file = load_any_model(model_path, trust_pickle)
+    model, meta, tok_file = load(model_path, trust_pickle)
     if model.cfg.family != "encoder":
         raise UserError(f"sentence embeddings need an encoder; this model is an {model.cfg.family} "
                         f"(kind {meta.get('kind')})", path=str(model_path))

@@ -227,7 +227,8 @@ def evaluate(model: str | Path, tasks: list[str], out: str | Path, budgets: dict
     (loaded here to check it; each task loads it again), each task's config and data files, and --out. If a
     task still fails, no report is written and the empty folders this call made are removed; finished task
     runs stay and are reused next time."""
-    from budgetlm.stages.common import load_any_model, make_output_dir, tidy_on_failure
+    from budgetlm.models.load import load
+    from budgetlm.stages.common import make_output_dir, tidy_on_failure
 
     unknown = [t for t in tasks if t not in EVALUATORS]
     if unknown or not tasks:
@@ -237,7 +238,7 @@ def evaluate(model: str | Path, tasks: list[str], out: str | Path, budgets: dict
         raise UserError(f"--tasks names {', '.join(twice)} more than once")
     if seeds < 1:
         raise UserError(f"--seeds must be >= 1, got {seeds}")
-    load_any_model(model, trust_pickle)  # a missing, damaged or pickled model fails here, not after a task
+    load(model, trust_pickle)  # a missing, damaged or pickled model fails here, not after a task
     out = Path(out)
     contexts = [EvalContext(str(model), out / task, (budgets or {}).get(task), seeds, scratch, list(overrides or []),
                             trust_pickle) for task in tasks]

@@ -22,7 +22,8 @@ from budgetlm.data.batches import ExampleBatches
 from budgetlm.errors import UserError
 from budgetlm.models import HEAD_KINDS, Model, count_parameters
 from budgetlm.models.io import model_meta, save_model
-from budgetlm.stages.common import load_any_model, prepare_run_dir
+from budgetlm.models.load import load
+from budgetlm.stages.common import prepare_run_dir
 from budgetlm.stages.config import FinetuneConfig
 from budgetlm.stages.text2text import finetune_text2text
 from budgetlm.tasks.base import Split, TaskType, take
@@ -124,7 +125,7 @@ def finetune(cfg: FinetuneConfig, model_path: str | Path, run_dir: str | Path, r
         raise UserError("model path not found", path=str(model_path))
     if cfg.method == "head":
         return finetune_heads(cfg, model_path, run_dir, resume, scratch, trust_pickle=trust_pickle)
-    pretrained, meta, tok_file = load_any_model(model_path, trust_pickle)
+    pretrained, meta, tok_file = load(model_path, trust_pickle)
     method = cfg.method or DEFAULT_METHODS[pretrained.cfg.family]
     _check_family(method, pretrained, meta, model_path)
     if method == "head":
@@ -165,7 +166,7 @@ def finetune_heads(cfg: FinetuneConfig, model_path, run_dir: Path, resume: bool,
     if multi:
         _check_task_names([s.name for s in specs])
     prepare_run_dir(run_dir, resume, inputs=[f for s in specs for f in s.files()])
-    pretrained, meta, tok_file = loaded or load_any_model(model_path, trust_pickle)
+    pretrained, meta, tok_file = loaded or load(model_path, trust_pickle)
     _check_family("head", pretrained, meta, model_path)
     for spec in specs:
         print(f"task {spec.name}: {spec.inferred}", file=sys.stderr)

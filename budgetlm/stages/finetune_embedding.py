@@ -22,7 +22,8 @@ from budgetlm.data.root import in_root
 from budgetlm.errors import UserError
 from budgetlm.models import EmbeddingHead, Model, count_parameters
 from budgetlm.models.io import model_meta, save_model
-from budgetlm.stages.common import load_any_model, prepare_run_dir
+from budgetlm.models.load import load
+from budgetlm.stages.common import prepare_run_dir
 from budgetlm.stages.config import FinetuneConfig
 from budgetlm.tasks.embedding import (
     EmbeddingBatches, build_embedding_data, embed, embedding_step, encode_texts, sts_spearman,
@@ -99,7 +100,7 @@ def finetune_embedding(cfg: FinetuneConfig, model_path: str | Path, run_dir: str
     for src in sources:
         print(f"{src.path}: {src.describe()}", file=sys.stderr)
 
-    pretrained, meta, tok_file = load_any_model(model_path, trust_pickle)
+    pretrained, meta, tok_file = load(model_path, trust_pickle)
     if pretrained.cfg.family != "encoder":
         raise UserError(f"sentence embeddings need an encoder; this model is an {pretrained.cfg.family} "
                         f"(kind {meta.get('kind')})", path=str(model_path))

@@ -11,7 +11,7 @@ from budgetlm.data.readers import check_input_file
 from budgetlm.errors import UserError
 from budgetlm.generate import generate
 from budgetlm.objectives.clm import END_OF_TEXT
-from budgetlm.stages.common import load_any_model
+from budgetlm.models.load import load
 from budgetlm.stages.config import GenerateConfig
 from budgetlm.tokenizer import encode_plain, load_tokenizer
 
@@ -37,7 +37,7 @@ def generate_text(model_path: str | Path, prompt: str, cfg: GenerateConfig, out:
     """Print the continuation of `prompt` to `out` token by token; return it. The prompt starts a new
     document: it follows an end-of-text token, as every document did in pre-training."""
     out = out or sys.stdout
-    model, meta, tok_file = load_any_model(model_path, trust_pickle)
+    model, meta, tok_file = load(model_path, trust_pickle)
     if "lm" not in model.heads:
         raise UserError(f"this model cannot generate text (kind: {meta.get('kind')}); give a decoder "
                         "(model.family=decoder) run, model or export", path=str(model_path))

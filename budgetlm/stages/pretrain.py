@@ -35,7 +35,8 @@ from budgetlm.objectives.clm import clm_loss, document_ids, next_token_targets
 from budgetlm.objectives.mlm import mlm_loss, mlm_loss_on_hidden, vocabulary_loss
 from budgetlm.objectives.nsp import make_sentence_pairs, pair_loss
 from budgetlm.objectives.pmi import PmiNgrams
-from budgetlm.objectives.rtd import build_rtd_model, rtd_loss
+from budgetlm.models import build_rtd_model
+from budgetlm.objectives.rtd import rtd_loss
 from budgetlm.stages.common import prepare_run_dir
 from budgetlm.stages.config import PretrainConfig
 from budgetlm.tasks.lm import lm_eval

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from budgetlm.errors import UserError
-from budgetlm.stages.common import load_any_model
+from budgetlm.models.load import load
 from budgetlm.tasks.conll import entities
 from budgetlm.tasks.registry import TASK_TYPES
 from budgetlm.tasks.token_classification import encode_text_for_tagging
@@ -30,7 +30,7 @@ def tag(model_path: str | Path, text: str, head: str | None = None, trust_pickle
     """(entity text, type) pairs in order of appearance."""
     if not text.strip():
         raise UserError("the text to tag is empty")
-    model, meta, tok_file = load_any_model(model_path, trust_pickle)  # the same checks and messages as every stage
+    model, meta, tok_file = load(model_path, trust_pickle)  # the same checks and messages as every stage
     head = token_head(meta, head)
     labels = meta["heads"][head]["labels"]
     tok = load_tokenizer(tok_file)

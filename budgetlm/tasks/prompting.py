@@ -64,7 +64,7 @@ def score_labels(model, tok, cfg: PromptConfig, prefix: str, texts: list[str], w
         ids = torch.full((len(seqs), T), PAD, dtype=torch.long)  # right padding: causal attention never sees it
         for r, s in enumerate(seqs):
             ids[r, :len(s)] = torch.tensor(s)
-        logp = model.heads["lm"](model.decoder(ids), model.decoder.tok_emb.weight).log_softmax(-1)  # (B, T, V)
+        logp = model.heads["lm"](model.decoder(ids)).log_softmax(-1)  # (B, T, V)
         for r, (i, j) in enumerate(chunk):
             n, w = len(prompts[i]), word_ids[j]
             positions = torch.arange(n - 1, n - 1 + len(w))  # the positions that predict the verbaliser

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from tokenizers import Tokenizer
 
 from budgetlm.data.batches import BlockDataset, special_mask
-from budgetlm.models.seq2seq_generate import DECODER_START, EOS
+from budgetlm.generate.seq2seq import DECODER_START, EOS
 from budgetlm.objectives import IGNORE_INDEX, corrupt_spans, infill, sentinel_tokens
 from budgetlm.objectives.config import ObjectiveConfig
 from budgetlm.tokenizer import MASK, PAD

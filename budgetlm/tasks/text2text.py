@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from budgetlm.data.batches import pad_ids
-from budgetlm.models.seq2seq_generate import EOS, generate, strip_generated
+from budgetlm.generate.seq2seq import EOS, generate, strip_generated
 from budgetlm.tasks.classification import Examples
 from budgetlm.tokenizer import PAD
 

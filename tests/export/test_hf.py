@@ -9,7 +9,8 @@ import torch
 from tokenizers import Tokenizer
 
 from budgetlm.errors import UserError
-from budgetlm.export.hf import EXPORT_NOTE, export_hf, from_hf, load_any, to_hf, verify_parity
+from budgetlm.export.hf import EXPORT_NOTE, export_hf, from_hf, to_hf, verify_parity
+from budgetlm.models.load import load as load_any
 from budgetlm.models import Model, SequenceClassificationHead, build_mlm_model
 from budgetlm.models.config import HeadConfig, ModelConfig
 from budgetlm.models.io import load_model, model_meta, save_model
@@ -61,7 +62,7 @@ def budgetlm_logits(model, kind, batch):
     ids, mask = batch["input_ids"], batch["attention_mask"]
     h = model.encoder(ids, torch.zeros_like(ids), mask)  # (B, T, D)
     if kind == "mlm":  # full-vocab logits at every non-pad position
-        return model.heads["mlm"](h[mask.bool()], model.encoder.tok_emb.weight)  # (N, V)
+        return model.heads["mlm"](h[mask.bool()])  # (N, V)
     return model.heads["cls"](h, mask)  # (B, num_labels)
 
 

@@ -15,7 +15,7 @@ from budgetlm.export.hf_seq2seq import to_hf, verify_parity
 from budgetlm.models import build_seq2seq_model
 from budgetlm.models.config import ModelConfig
 from budgetlm.models.io import model_meta, save_model
-from budgetlm.models.seq2seq_generate import DECODER_START, generate
+from budgetlm.generate.seq2seq import DECODER_START, generate
 from budgetlm.tokenizer import PAD
 
 FAMILY_OF = {"post": "BartForConditionalGeneration", "pre": "MBartForConditionalGeneration"}

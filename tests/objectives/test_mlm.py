@@ -149,7 +149,7 @@ def test_sparse_mlm_loss_equals_dense_loss(tiny_model_config):
                                  cfg.vocab_size, MASK, N_SPECIAL)
     loss, n, correct = mlm_loss(model, inputs, labels)
     hidden = model.encoder(inputs)  # (B, T, D)
-    dense = model.heads["mlm"](hidden.reshape(-1, cfg.d_model), model.encoder.tok_emb.weight)  # (B*T, V)
+    dense = model.heads["mlm"](hidden.reshape(-1, cfg.d_model))  # (B*T, V)
     ref = torch.nn.functional.cross_entropy(dense, labels.reshape(-1), ignore_index=IGNORE_INDEX)
     assert n == int((labels != IGNORE_INDEX).sum())
     assert torch.allclose(loss, ref, atol=1e-6)
@@ -171,5 +171,5 @@ def test_count_correct_matches_argmax_and_loss_is_fp32_cross_entropy(tiny_model_
     model = build_mlm_model(cfg)
     hidden, targets = torch.randn(7, cfg.d_model), torch.randint(0, cfg.vocab_size, (7,))
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        loss, _ = vocabulary_loss(model.heads["mlm"], hidden, model.encoder.tok_emb.weight, targets)
+        loss, _ = vocabulary_loss(model.heads["mlm"], hidden, targets)
     assert loss.dtype == torch.float32  # the log-softmax over the vocabulary never runs in bf16

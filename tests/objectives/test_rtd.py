@@ -12,7 +12,8 @@ import torch
 from budgetlm.cli import main
 from budgetlm.models.config import ModelConfig
 from budgetlm.objectives.mlm import IGNORE_INDEX
-from budgetlm.objectives.rtd import build_rtd_model, discriminator_loss, replace_tokens, rtd_loss
+from budgetlm.models import build_rtd_model
+from budgetlm.objectives.rtd import discriminator_loss, replace_tokens, rtd_loss
 
 
 def test_replacements_are_labelled_by_whether_they_differ():

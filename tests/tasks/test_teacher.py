@@ -34,7 +34,7 @@ def test_teacher_embeddings_are_normalised_and_cached(teacher, tmp_path, capsys)
 
 
 def test_teacher_imports_into_budgetlm_with_parity(teacher):
-    from budgetlm.export.hf import load_any
+    from budgetlm.models.load import load as load_any
     from budgetlm.tasks.embedding import embed, encode_texts
     from budgetlm.tokenizer import load_tokenizer
 

@@ -1,4 +1,5 @@
-"""Generation with the encoder-decoder: encode once, then extend the decoder a token at a time.
+"""Generation with the encoder-decoder: encode once, then extend the decoder a token at a time; sampling is
+generate/sampling.py's, as for the decoder.
 
 With `use_cache` (the default) each step runs the decoder on the newest token only, reading earlier
 self-attention keys/values and the cross-attention keys/values of the source from a `DecoderCache`;
@@ -10,22 +11,12 @@ from __future__ import annotations
 
 import torch
 
+from budgetlm.generate.sampling import sample
 from budgetlm.models.encoder_decoder import EncoderDecoderModel, source_mask
 from budgetlm.tokenizer import CLS, PAD, SEP
 
 DECODER_START = CLS  # first decoder input (T5 starts from pad, BART from </s>; any fixed id works)
 EOS = SEP
-
-
-def next_token(logits: torch.Tensor, temperature: float, top_k: int, generator: torch.Generator | None) -> torch.Tensor:
-    """(B, V) logits -> (B,) ids: argmax when temperature is 0, else a sample from the top_k (0 = all) tokens."""
-    if temperature == 0:
-        return logits.argmax(-1)
-    logits = logits / temperature
-    if 0 < top_k < logits.shape[-1]:
-        kth = logits.topk(top_k, dim=-1).values[:, -1:]  # (B, 1)
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(-1)
 
 
 @torch.inference_mode()  # lighter than no_grad: no version counters on the per-step tensors
@@ -52,15 +43,15 @@ def generate(
     memory_mask = source_mask(attention_mask)  # once, not per step
     tok_emb = model.encoder.tok_emb
     # a contiguous (D, V) copy of the head's matrix, once per call, for both paths: at batch 1, hidden @ W.T (the
-    # head's F.linear) takes a slow MKL matvec path, ~2x the time of hidden @ W_t here (as in budgetlm/generate.py)
-    head_t = model.heads["lm"].matrix(tok_emb.weight).t().contiguous()  # (D, V)
+    # head's F.linear) takes a slow MKL matvec path, ~2x the time of hidden @ W_t here (as in generate/decoder.py)
+    head_t = model.get_output_embeddings().weight.t().contiguous()  # (D, V)
     out = torch.full((B, 1), DECODER_START, dtype=torch.long)
     done = torch.zeros(B, dtype=torch.bool)
     cache = model.decoder.new_cache(B) if use_cache else None
     for _ in range(min(max_new_tokens, model.cfg.max_seq_len - 1)):
         step_ids = out[:, -1:] if use_cache else out  # (B, 1) or (B, t)
         hidden = model.decoder(step_ids, tok_emb, memory, memory_mask, cache)[:, -1]  # (B, D)
-        token = next_token(hidden @ head_t, temperature, top_k, generator)  # (B,)
+        token = sample(hidden @ head_t, generator, temperature, top_k)  # (B,)
         token = token.masked_fill(done, PAD)
         out = torch.cat([out, token[:, None]], dim=1)
         done |= token == EOS

@@ -1,6 +1,5 @@
-"""Text generation with a decoder: sampling (greedy, temperature, top-k, top-p, repetition penalty) and the
-decoding loop, with a KV cache or without (recomputing the whole context every step; kept for tests and
-the cache benchmark).
+"""Text generation with a decoder: the decoding loop, with a KV cache or without (recomputing the whole context
+every step; kept for tests and the cache benchmark); sampling is generate/sampling.py's.
 
 Both paths see exactly the same context: when the text outgrows model.max_seq_len, the window restarts at
 the last max_seq_len // 2 tokens (the cached path re-reads that half once, then continues incrementally).
@@ -12,27 +11,15 @@ from typing import Callable
 
 import torch
 
+from budgetlm.generate.sampling import sample
 from budgetlm.objectives.clm import END_OF_TEXT
 from budgetlm.stages.config import GenerateConfig
 
 
 def sample_next(logits: torch.Tensor, history: torch.Tensor, cfg: GenerateConfig, generator: torch.Generator) -> int:
     """One token id from next-token `logits` (V,), given the ids so far `history` (N,)."""
-    logits = logits.float().clone()
-    if cfg.repetition_penalty != 1.0 and len(history):  # as transformers' RepetitionPenaltyLogitsProcessor
-        seen = logits[history]
-        logits[history] = torch.where(seen > 0, seen / cfg.repetition_penalty, seen * cfg.repetition_penalty)
-    if cfg.temperature == 0:
-        return int(logits.argmax())
-    logits = logits / cfg.temperature
-    if 0 < cfg.top_k < logits.numel():
-        kth = torch.topk(logits, cfg.top_k).values[-1]
-        logits[logits < kth] = float("-inf")
-    if cfg.top_p < 1.0:  # keep the most likely tokens until their mass reaches top_p (at least one)
-        sorted_logits, order = logits.sort(descending=True)
-        mass_before = sorted_logits.softmax(-1).cumsum(-1) - sorted_logits.softmax(-1)
-        logits[order[mass_before >= cfg.top_p]] = float("-inf")
-    return int(torch.multinomial(logits.softmax(-1), 1, generator=generator))
+    history = history.long()[None] if len(history) else None
+    return int(sample(logits[None], generator, cfg.temperature, cfg.top_k, cfg.top_p, cfg.repetition_penalty, history)[0])
 
 
 @torch.inference_mode()  # lighter than no_grad: no version counters on the per-token tensors
@@ -48,11 +35,11 @@ def generate(
     if not prompt:
         raise ValueError("generate needs at least one prompt token")
     model.eval()
-    decoder, head = model.decoder, model.heads["lm"]
+    decoder = model.decoder
     # The head's (V, D) matrix as a contiguous (D, V) copy, made once per call and used by both paths: at batch 1
     # MKL runs hidden @ W.T (F.linear) on a slow matvec path, ~3x slower than hidden @ W_t for the 16,384 x 256
     # head on a 1-thread AVX2 EPYC, and with the cache that matvec is a large part of each step (issue 3).
-    head_t = head.matrix(decoder.tok_emb.weight).t().contiguous()  # (D, V)
+    head_t = model.get_output_embeddings().weight.t().contiguous()  # (D, V)
     max_len = decoder.cfg.max_seq_len
     ids = torch.tensor(prompt, dtype=torch.long)
     start = max(0, len(ids) - max_len)  # context window: ids[start:]
