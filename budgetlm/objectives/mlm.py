@@ -12,8 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from budgetlm.config import ObjectiveConfig
-
-IGNORE_INDEX = -100
+from budgetlm.data.batches import IGNORE_INDEX
 
 
 def mask_tokens(

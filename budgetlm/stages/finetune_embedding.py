@@ -24,7 +24,7 @@ from budgetlm.models import EmbeddingHead, Model, count_parameters
 from budgetlm.models.io import model_meta, save_model
 from budgetlm.stages.common import load_any_model, prepare_run_dir
 from budgetlm.tasks.embedding import (
-    EmbeddingBatches, build_embedding_data, embed, embedding_step, encode_texts, sts_spearman,
+    EmbeddingBatches, build_embedding_data, embed, embedding_step, encode_ids, sts_spearman,
 )
 from budgetlm.tokenizer import load_tokenizer
 from budgetlm.train.logs import plot_loss
@@ -162,7 +162,7 @@ def finetune_embedding(cfg: FinetuneConfig, model_path: str | Path, run_dir: str
         from budgetlm.tasks.embedding_postprocess import fit_all_but_the_top
 
         raw = {f"{k}_raw": results[k] for k in ("spearman", "test_spearman") if k in results}
-        post = fit_all_but_the_top(model, lambda texts: embed(model, encode_texts(tok, texts, max_len)).numpy(),
+        post = fit_all_but_the_top(model, lambda texts: embed(model, encode_ids(tok, texts, max_len)).numpy(),
                                    data.texts, valid, emb.remove_top_pcs)
         results.update(raw, **post, spearman=evaluate(model)["spearman"])
         if test is not None:

@@ -21,8 +21,9 @@ from budgetlm.models import EncoderDecoderModel, count_parameters
 from budgetlm.models.io import model_meta, save_model
 from budgetlm.tasks.classification import read_examples
 from budgetlm.tasks.seq2seq import seq2seq_loss
+from budgetlm.tasks.registry import VERBALISERS
 from budgetlm.tasks.text2text import (
-    VERBALIZERS, default_columns, encode_sources, encode_targets, exact_match, generate_all, targets_of,
+    default_columns, encode_sources, encode_targets, exact_match, generate_all, targets_of,
 )
 from budgetlm.tokenizer import PAD, load_tokenizer
 from budgetlm.train.logs import plot_loss
@@ -36,7 +37,7 @@ def finetune_text2text(cfg: FinetuneConfig, files: tuple, pretrained: EncoderDec
         text_col, label_col = default_columns(train_file, text_col, label_col)
     train_ex = read_examples(train_file, text_col, label_col, header)
     valid_ex = read_examples(valid_file, text_col, label_col, header)
-    verbalizer = VERBALIZERS.get(cfg.data.task)
+    verbaliser = VERBALISERS.get(cfg.data.task)
     model_cfg = cfg.backbone(pretrained.cfg)
     if cfg.max_target_len > model_cfg.max_seq_len - 1:
         raise UserError(f"max_target_len={cfg.max_target_len} leaves no room for the decoder start token: "
@@ -44,8 +45,8 @@ def finetune_text2text(cfg: FinetuneConfig, files: tuple, pretrained: EncoderDec
     max_len = min(cfg.data.max_seq_len or model_cfg.max_seq_len, model_cfg.max_seq_len)
     tok = load_tokenizer(tok_file)
     x_train, x_valid = encode_sources(tok, train_ex.texts, max_len), encode_sources(tok, valid_ex.texts, max_len)
-    y_train = encode_targets(tok, targets_of(train_ex, verbalizer), cfg.max_target_len)
-    y_valid = encode_targets(tok, targets_of(valid_ex, verbalizer), cfg.max_target_len)
+    y_train = encode_targets(tok, targets_of(train_ex, verbaliser), cfg.max_target_len)
+    y_valid = encode_targets(tok, targets_of(valid_ex, verbaliser), cfg.max_target_len)
 
     torch.manual_seed(cfg.train.seed)
     model = EncoderDecoderModel(model_cfg)
@@ -57,7 +58,7 @@ def finetune_text2text(cfg: FinetuneConfig, files: tuple, pretrained: EncoderDec
           f"{len(x_valid):,} by greedy generation (exact match)", file=sys.stderr)
     write_json(run_dir / "config.json", {"stage": "finetune", **dataclasses.asdict(cfg), "resolved": {
         "method": "text2text", "model": str(model_path), "scratch": scratch, "train_file": train_file,
-        "valid_file": valid_file, "input_column": text_col, "target_column": label_col, "verbalizer": verbalizer}})
+        "valid_file": valid_file, "input_column": text_col, "target_column": label_col, "verbalizer": verbaliser}})
 
     def step_fn(model, batch, step, micro):
         loss, n, correct = seq2seq_loss(model, batch["inputs"], batch["labels"])
@@ -72,7 +73,7 @@ def finetune_text2text(cfg: FinetuneConfig, files: tuple, pretrained: EncoderDec
     results = state.last_eval()
     results.update({"steps": state.step, "train_seconds": round(state.elapsed, 1), "valid_file": valid_file,
                     "method": "text2text", "scratch": scratch, "pretrained": str(model_path)})
-    save_model(model, run_dir / "model", model_meta(model, "seq2seq", stage="finetune", verbalizer=verbalizer,
+    save_model(model, run_dir / "model", model_meta(model, "seq2seq", stage="finetune", verbalizer=verbaliser,
                                                       results=results), tok_file)
     write_json(run_dir / "results.json", results)
     plot_loss(run_dir)

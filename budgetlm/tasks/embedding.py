@@ -31,7 +31,7 @@ from budgetlm.objectives.contrastive import DISTILL_LOSSES, REGRESSION_LOSSES, i
 COMPONENTS = ("scored", "pairs", "simcse", "distill")
 
 
-def encode_texts(tok, texts: list[str], max_len: int) -> list[list[int]]:
+def encode_ids(tok, texts: list[str], max_len: int) -> list[list[int]]:
     tok.enable_truncation(max_len)
     return [e.ids for e in tok.encode_batch(texts)]  # [CLS] text [SEP]
 
@@ -69,7 +69,7 @@ def build_embedding_data(sources: list[PairData], tok, max_len: int, extra_sente
     for t in extra_sentences:
         sid(t)
     data.texts = list(index)
-    data.ids = encode_texts(tok, data.texts, max_len)
+    data.ids = encode_ids(tok, data.texts, max_len)
     return data
 
 
@@ -188,8 +188,8 @@ def embed(model, encoded: list[list[int]], batch_size: int = 128, progress: bool
 
 def sts_spearman(model, tok, pairs: list[tuple[str, str, float]], max_len: int) -> float:
     """Spearman correlation (x100) between cos(embed(s1), embed(s2)) and the gold scores."""
-    a = embed(model, encode_texts(tok, [p[0] for p in pairs], max_len))
-    b = embed(model, encode_texts(tok, [p[1] for p in pairs], max_len))
+    a = embed(model, encode_ids(tok, [p[0] for p in pairs], max_len))
+    b = embed(model, encode_ids(tok, [p[1] for p in pairs], max_len))
     return spearman_of_cosines(a, b, [p[2] for p in pairs])
 
 

@@ -17,6 +17,11 @@ TASK_TYPES: dict[str, TaskType] = {
 }
 
 
+# built-in classification tasks' label words: the targets of text-to-text fine-tuning and the words a prompted decoder
+# scores (prompt.verbalisers overrides them)
+VERBALISERS = {"sst2": {"0": "negative", "1": "positive"}}
+
+
 @dataclass(frozen=True)
 class BuiltinTask:
     task_type: str

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from budgetlm.config import HeadConfig
-from budgetlm.data.batches import IGNORE
+from budgetlm.data.batches import IGNORE_INDEX as IGNORE
 from budgetlm.errors import UserError
 from budgetlm.models import Model, TokenClassificationHead
 from budgetlm.tasks.conll import TaggedSentences
