@@ -36,10 +36,10 @@ from budgetlm.objectives.nsp import make_sentence_pairs, pair_loss
 from budgetlm.objectives.pmi import PmiNgrams
 from budgetlm.objectives.rtd import build_rtd_model, rtd_loss
 from budgetlm.stages.common import prepare_run_dir
-from budgetlm.tasks.lm import lm_eval
-from budgetlm.tasks.mlm import mlm_eval, pseudo_perplexity
-from budgetlm.tasks.rtd import rtd_eval
-from budgetlm.tasks.seq2seq import DENOISERS, add_tokens, denoising_eval, seq2seq_loss
+from budgetlm.objectives.clm_eval import lm_eval
+from budgetlm.objectives.mlm_eval import mlm_eval, pseudo_perplexity
+from budgetlm.objectives.rtd_eval import rtd_eval
+from budgetlm.objectives.seq2seq import DENOISERS, add_tokens, denoising_eval, seq2seq_loss
 from budgetlm.tokenizer import CLS, MASK, SPECIAL_TOKENS, TokenizerOptions, load_tokenizer, tokenizer_path, train_tokenizer
 from budgetlm.train import distributed
 from budgetlm.train.compile import compile_fn

@@ -20,7 +20,7 @@ from budgetlm.errors import UserError
 from budgetlm.models import EncoderDecoderModel, count_parameters
 from budgetlm.models.io import model_meta, save_model
 from budgetlm.tasks.classification import read_examples
-from budgetlm.tasks.seq2seq import seq2seq_loss
+from budgetlm.objectives.seq2seq import seq2seq_loss
 from budgetlm.tasks.registry import VERBALISERS
 from budgetlm.tasks.text2text import (
     default_columns, encode_sources, encode_targets, exact_match, generate_all, targets_of,
