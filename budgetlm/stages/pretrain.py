@@ -149,7 +149,7 @@ def pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False) -> 
         n_tokens = ids.numel() - ids.shape[0] * extra_tokens  # a decoder block's last token is only a label
         return loss, n_tokens, {objective.accuracy_key: round(correct / max(n, 1), 4), **(extra[0] if extra else {})}
 
-    def final(model) -> dict:
+    def final(model, results) -> dict:
         model.eval()
         return objective.final(model)
 

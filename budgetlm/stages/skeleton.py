@@ -42,7 +42,8 @@ class Recipe:
     evaluate: Callable[[torch.nn.Module], dict]
     kind: str  # the saved model's kind (models/io.py)
     tok_file: Path
-    final: Callable[[torch.nn.Module], dict] = field(default=_nothing)  # figures once training is over
+    # (model, results so far: the last evaluation's) -> figures once training is over
+    final: Callable[[torch.nn.Module, dict], dict] = field(default=_nothing)
     report: Callable[[torch.nn.Module, LoopState], dict] = field(default=_nothing)  # results keys after steps, seconds
     meta: Callable[[torch.nn.Module], dict] = field(default=_nothing)  # more keys for the saved model's config
 
@@ -61,7 +62,7 @@ def run(recipe: Recipe, train_cfg, run_dir: Path, resume: bool = False) -> dict:
     results = state.last_eval()
     if not distributed.is_main():  # rank 0 reports for the whole process group
         return results
-    results.update(recipe.final(model))
+    results.update(recipe.final(model, results))
     results.update({"steps": state.step, "train_seconds": round(state.elapsed, 1), **recipe.report(model, state)})
     save_model(model, run_dir / "model", model_meta(model, recipe.kind, **recipe.meta(model), stage=recipe.stage,
                                                       results=results), recipe.tok_file)

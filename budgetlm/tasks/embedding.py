@@ -27,8 +27,20 @@ from budgetlm.data.batches import EpochSampler, pad_batch
 from budgetlm.data.pairs import PairData
 from budgetlm.models.heads import pool
 from budgetlm.objectives.contrastive import DISTILL_LOSSES, REGRESSION_LOSSES, info_nce
+from budgetlm.tasks.base import TaskType
 
 COMPONENTS = ("scored", "pairs", "simcse", "distill")
+
+
+class SentenceEmbedding(TaskType):
+    """The embedding task type: pairs, STS scores and teacher distillation train an embedding head, through the
+    embedding method (stages/finetune_embedding.py) rather than a classification head."""
+
+    name = "embedding"
+    description = "sentence embeddings"
+    head_kind = "embedding"
+    method = "embedding"
+    main_metric = "spearman"
 
 
 def encode_ids(tok, texts: list[str], max_len: int) -> list[list[int]]:
