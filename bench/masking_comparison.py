@@ -8,7 +8,7 @@ For every seed and strategy, through the CLI (so the commands are what a user ty
 Every arm gets the same number of optimizer steps, batch, data, model and seeds (a step budget, not wall
 clock, so contention on the shared machine changes nothing but the duration). The MLM loss every arm is
 scored on is the same: WikiText-2 valid, first 256 blocks, 15% random-token masking drawn from a fixed seed
-(tasks/mlm.py mlm_eval), whatever masking the model was trained with. `--half` adds PMI runs with half the
+(objectives/mlm_eval.py mlm_eval), whatever masking the model was trained with. `--half` adds PMI runs with half the
 pre-training steps, to test the paper's "same quality in half the time" claim at this scale.
 
 Prints a markdown table of mean +- std over the seeds and writes it (and all per-run figures) to

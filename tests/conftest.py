@@ -164,7 +164,7 @@ def train_memorising_model(cfg: ModelConfig, steps: int = 80, seed: int = 0):
     """An encoder-decoder that has memorised `memorised_pairs`: its greedy generations are varied and stop by
     themselves, which random weights never do. About a second of CPU."""
     from budgetlm.models import build_seq2seq_model
-    from budgetlm.tasks.seq2seq import seq2seq_loss
+    from budgetlm.objectives.seq2seq import seq2seq_loss
 
     torch.manual_seed(seed)
     model = build_seq2seq_model(cfg).train()

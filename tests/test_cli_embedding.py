@@ -185,12 +185,12 @@ def test_probe_fits_with_and_without_the_post_processing_and_keeps_the_better_by
     assert head.top_pcs == 2 and not torch.allclose(head(pooled, None), pooled[:, 0])
     # one encoder pass gives both: the head's post-processing applied to the raw embeddings is the model's output
     from budgetlm.stages.probe import embedding_variants
-    from budgetlm.tasks.embedding import embed, encode_texts
+    from budgetlm.tasks.embedding import embed, encode_ids
     from budgetlm.tokenizer import load_tokenizer
 
     tok, texts = load_tokenizer(emb_files / "mlm" / "tokenizer.json"), ["the cat sees a dog .", "a bird", "the tree ."]
     variants = embedding_variants(model.eval(), texts, tok)
-    ids = encode_texts(tok, texts, mlm.cfg.max_seq_len)
+    ids = encode_ids(tok, texts, mlm.cfg.max_seq_len)
     np.testing.assert_allclose(variants["model"], embed(model, ids).numpy(), atol=1e-6)
     with head.raw():
         np.testing.assert_allclose(variants["raw"], embed(model, ids).numpy(), atol=1e-6)

@@ -191,13 +191,14 @@ def pad_batch(seqs: list[list[int]], type_ids: list[list[int]] | None = None) ->
     return {"ids": ids, "attention_mask": mask, "token_type_ids": types}
 
 
-IGNORE = -100  # label of positions that carry no loss (padding, non-first sub-tokens)
+IGNORE_INDEX = -100  # the label of positions that carry no loss (padding, non-first sub-tokens, unmasked tokens);
+# defined here, the leaf both data/ and objectives/ import (torch's cross_entropy ignore_index default)
 
 
 def pad_labels(labels: list, T: int) -> torch.Tensor:
-    """(B,) class ids or float targets; or (B, T) token labels right-padded with IGNORE."""
+    """(B,) class ids or float targets; or (B, T) token labels right-padded with IGNORE_INDEX."""
     if isinstance(labels[0], list):
-        out = torch.full((len(labels), T), IGNORE, dtype=torch.long)
+        out = torch.full((len(labels), T), IGNORE_INDEX, dtype=torch.long)
         for i, row in enumerate(labels):
             out[i, : len(row)] = torch.tensor(row, dtype=torch.long)
         return out
@@ -233,9 +234,6 @@ class ExampleBatches:
         self.sampler.load_state_dict(state)
 
 
-IGNORE_LABEL = -100  # = objectives.IGNORE_INDEX (not imported: data/ does not depend on objectives/)
-
-
 class PairBatches:
     """Text-to-text batches: {'inputs': (B, S) right-padded with [PAD], 'labels': (B, L) right-padded with -100}."""
 
@@ -246,7 +244,7 @@ class PairBatches:
     def __next__(self) -> dict:
         idx = self.sampler.next_indices()
         return {"inputs": pad_ids([self.sources[i] for i in idx], PAD),
-                "labels": pad_ids([self.targets[i] for i in idx], IGNORE_LABEL)}
+                "labels": pad_ids([self.targets[i] for i in idx], IGNORE_INDEX)}
 
     def state_dict(self) -> dict:
         return self.sampler.state_dict()

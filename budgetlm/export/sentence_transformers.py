@@ -90,12 +90,12 @@ def save_sentence_transformer(model: Model, tok_file: Path, out: Path, verify: b
 def check_parity(model: Model, tok_file: Path, out: Path, atol: float = 1e-4) -> float:
     """Embed PROBE_TEXTS with budgetlm and with the saved sentence-transformers pipeline (each with its own
     tokenizer); UserError if they differ by more than `atol`. Returns the max abs difference."""
-    from budgetlm.tasks.embedding import embed, encode_texts
+    from budgetlm.tasks.embedding import embed, encode_ids
     from budgetlm.tokenizer import load_tokenizer
 
     SentenceTransformer, _ = _st()
     texts = list(PROBE_TEXTS)
-    ours = embed(model, encode_texts(load_tokenizer(tok_file), texts, model.cfg.max_seq_len))
+    ours = embed(model, encode_ids(load_tokenizer(tok_file), texts, model.cfg.max_seq_len))
     st = SentenceTransformer(str(out), device="cpu", local_files_only=True)
     theirs = st.encode(texts, convert_to_tensor=True, batch_size=len(texts)).float().cpu()
     diff = (ours - theirs).abs().max().item()

@@ -166,5 +166,5 @@ class EncoderDecoderModel(nn.Module):
         return self.heads["lm"](hidden)  # (..., V)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, decoder_ids: torch.Tensor) -> torch.Tensor:
-        """Full logits (B, T, V) for teacher-forced decoder ids; training uses the sparse path in tasks/seq2seq.py."""
+        """Full logits (B, T, V) for teacher-forced decoder ids; training uses the sparse path in objectives/seq2seq.py."""
         return self.logits(self.decode(decoder_ids, self.encode(input_ids, attention_mask), attention_mask))

@@ -3,6 +3,9 @@
 Every masking function takes (ids, special_mask, generator, cfg, vocab_size, mask_token_id, n_special,
 word_starts=None); those in WORD_MASKINGS need `word_starts` (the token cache stores them on request), and
 "pmi" also needs `ngrams=` (bind it with functools.partial; see stages/pretrain.py).
+
+Each objective's evaluator lives beside it: mlm_eval.py (masked-LM loss/accuracy, pseudo-perplexity), clm_eval.py
+(next-token loss, perplexity), rtd_eval.py (ELECTRA), seq2seq.py (teacher-forced loss, denoisers, denoising eval).
 """
 
 from budgetlm.objectives.infill import infill

@@ -15,8 +15,7 @@ import torch.nn.functional as F
 if TYPE_CHECKING:  # annotations only: objectives/config.py reads the package's MASKING_FUNCTIONS
     from budgetlm.objectives.config import ObjectiveConfig
 
-
-IGNORE_INDEX = -100
+from budgetlm.data.batches import IGNORE_INDEX
 
 
 def mask_tokens(

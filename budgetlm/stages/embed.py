@@ -16,7 +16,7 @@ from budgetlm.atomic import check_output_file, replacing
 from budgetlm.data.readers import TEXT_SUFFIXES, ReadStats, check_input_file, iter_lines, read_texts
 from budgetlm.errors import UserError
 from budgetlm.models.load import load
-from budgetlm.tasks.embedding import embed, encode_texts
+from budgetlm.tasks.embedding import embed, encode_ids
 from budgetlm.tokenizer import load_tokenizer
 
 
@@ -55,7 +55,7 @@ def load_embedder(model_path: str | Path, trust_pickle: bool = False):
 def embed_texts(model_path: str | Path, texts: list[str], batch_size: int = 64, progress: bool = True,
                 trust_pickle: bool = False) -> np.ndarray:
     model, tok = load_embedder(model_path, trust_pickle)
-    return embed(model, encode_texts(tok, texts, model.cfg.max_seq_len), batch_size, progress=progress).numpy()
+    return embed(model, encode_ids(tok, texts, model.cfg.max_seq_len), batch_size, progress=progress).numpy()
 
 
 def embed_file(model_path: str | Path, file: str | Path, out: str | Path, text_column: str = "", batch_size: int = 64,
@@ -84,8 +84,8 @@ def similar(model_path: str | Path, query: str, file: str | Path, top_k: int = 5
     texts = read_lines(file, text_column)
     model, tok = load_embedder(model_path, trust_pickle)
     max_len = model.cfg.max_seq_len
-    vectors = embed(model, encode_texts(tok, texts, max_len), batch_size, progress=len(texts) > 1000)
-    q = embed(model, encode_texts(tok, [query], max_len))[0]
+    vectors = embed(model, encode_ids(tok, texts, max_len), batch_size, progress=len(texts) > 1000)
+    q = embed(model, encode_ids(tok, [query], max_len))[0]
     scores = vectors @ q  # (N,)
     best = scores.argsort(descending=True)[:top_k].tolist()
     if len(texts) < top_k:
@@ -102,6 +102,6 @@ def evaluate_sts(model_path: str | Path, file: str | Path, batch_size: int = 64,
     pairs = read_scored_pairs(file)
     model, tok = load_embedder(model_path, trust_pickle)
     max_len = model.cfg.max_seq_len
-    a = embed(model, encode_texts(tok, [p[0] for p in pairs], max_len), batch_size, progress=True)
-    b = embed(model, encode_texts(tok, [p[1] for p in pairs], max_len), batch_size, progress=True)
+    a = embed(model, encode_ids(tok, [p[0] for p in pairs], max_len), batch_size, progress=True)
+    b = embed(model, encode_ids(tok, [p[1] for p in pairs], max_len), batch_size, progress=True)
     return {"spearman": round(spearman_of_cosines(a, b, [p[2] for p in pairs]), 2), "pairs": len(pairs), "file": str(file)}

@@ -76,16 +76,9 @@ class FinetuneEvaluator:
     def check(self, ctx: EvalContext) -> None:
         """Before anything trains: the overrides make a valid config and the task's files are in the data root."""
         from budgetlm.data.readers import check_input_file
-        from budgetlm.stages.finetune import is_embedding_task
-        from budgetlm.stages.finetune_embedding import embedding_input_files
-        from budgetlm.tasks.resolve import resolve_task
+        from budgetlm.stages.finetune import input_files
 
-        cfg = self.config(ctx, 0)
-        if is_embedding_task(cfg):
-            files = embedding_input_files(cfg)
-        else:
-            files = [f for section in (cfg.tasks or [cfg.data]) for f in resolve_task(section).files()]
-        for f in files:
+        for f in input_files(self.config(ctx, 0)):
             check_input_file(f)
 
     def __call__(self, ctx: EvalContext) -> Score:

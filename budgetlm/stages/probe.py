@@ -20,7 +20,7 @@ from budgetlm.errors import UserError
 from budgetlm.stages.embed import load_embedder
 from budgetlm.tasks.classification import Examples, classification_metrics, label_ids, label_names, read_examples
 from budgetlm.tasks.config import TaskDataConfig
-from budgetlm.tasks.embedding import embed, encode_texts
+from budgetlm.tasks.embedding import embed, encode_ids
 from budgetlm.tasks.pair_probe import fit_probe, pair_features
 from budgetlm.tasks.resolve import TaskSpec, resolve_task
 
@@ -42,7 +42,7 @@ def read_pair_task(data: TaskDataConfig) -> tuple[Examples, Examples, list[str],
 def embedding_variants(model, texts: list[str], tok, batch_size: int = 64) -> dict[str, np.ndarray]:
     """{"model": the model's L2-normalised embeddings of `texts`}, plus {"raw": the same before its all-but-the-top}
     when its head has that post-processing (one encoder pass: the head's post-processing is applied to "raw")."""
-    ids = encode_texts(tok, texts, model.cfg.max_seq_len)
+    ids = encode_ids(tok, texts, model.cfg.max_seq_len)
     head = model.heads["embed"] if "embed" in model.heads else None
     if head is None or not head.top_pcs:
         return {"model": embed(model, ids, batch_size, progress=True).numpy()}

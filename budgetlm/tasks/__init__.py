@@ -1,1 +1,2 @@
-"""Downstream tasks and evaluation: readers, losses and metrics. Built-in data sets resolve in the data root."""
+"""Downstream task types (classification, regression, tagging, embedding): readers, heads, losses and metrics;
+one registry (registry.py). Built-in data sets resolve in the data root. Pre-training evaluators live in objectives/."""

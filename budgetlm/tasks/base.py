@@ -40,11 +40,13 @@ class Split:
 
 
 class TaskType:
-    """Interface; see classification.py, regression.py, token_classification.py."""
+    """Interface; see classification.py, regression.py, token_classification.py (embedding.py's type is trained
+    by its own method, stages/finetune_embedding.py, so it implements none of these)."""
 
     name: str = ""
     description: str = ""
     head_kind: str = "sequence"  # models.HEAD_KINDS key
+    method: str = ""  # the fine-tuning method this type always uses; "" = --method or the model family's default
     main_metric: str = ""
 
     def read(self, path: str, columns: Columns) -> object:

@@ -102,7 +102,7 @@ def _is_int(s: str) -> bool:
         return False
 
 
-def encode_texts(tok, examples: Examples, max_len: int) -> tuple[list[list[int]], list[list[int]]]:
+def encode_ids_and_type_ids(tok, examples: Examples, max_len: int) -> tuple[list[list[int]], list[list[int]]]:
     """(ids, segment ids): `[CLS] A [SEP]`, or `[CLS] A [SEP] B [SEP]` truncated longest-first to max_len."""
     tok.enable_truncation(max_len)
     inputs = list(zip(examples.texts, examples.texts_b)) if examples.texts_b is not None else examples.texts
@@ -136,7 +136,7 @@ class SequenceClassification(TaskType):
         return label_names(train)
 
     def encode(self, tok, data: Examples, labels: list[str], max_len: int) -> Split:
-        ids, types = encode_texts(tok, data, max_len)
+        ids, types = encode_ids_and_type_ids(tok, data, max_len)
         return Split(data, ids, types, label_ids(data, labels))
 
     def loss(self, logits, targets):

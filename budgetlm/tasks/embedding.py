@@ -26,12 +26,24 @@ from budgetlm.data.batches import EpochSampler, pad_batch
 from budgetlm.data.pairs import PairData
 from budgetlm.models.heads import pool
 from budgetlm.objectives.contrastive import DISTILL_LOSSES, REGRESSION_LOSSES, info_nce
+from budgetlm.tasks.base import TaskType
 from budgetlm.tasks.config import EmbeddingConfig
 
 COMPONENTS = ("scored", "pairs", "simcse", "distill")
 
 
-def encode_texts(tok, texts: list[str], max_len: int) -> list[list[int]]:
+class SentenceEmbedding(TaskType):
+    """The embedding task type: pairs, STS scores and teacher distillation train an embedding head, through the
+    embedding method (stages/finetune_embedding.py) rather than a classification head."""
+
+    name = "embedding"
+    description = "sentence embeddings"
+    head_kind = "embedding"
+    method = "embedding"
+    main_metric = "spearman"
+
+
+def encode_ids(tok, texts: list[str], max_len: int) -> list[list[int]]:
     tok.enable_truncation(max_len)
     return [e.ids for e in tok.encode_batch(texts)]  # [CLS] text [SEP]
 
@@ -69,7 +81,7 @@ def build_embedding_data(sources: list[PairData], tok, max_len: int, extra_sente
     for t in extra_sentences:
         sid(t)
     data.texts = list(index)
-    data.ids = encode_texts(tok, data.texts, max_len)
+    data.ids = encode_ids(tok, data.texts, max_len)
     return data
 
 
@@ -188,8 +200,8 @@ def embed(model, encoded: list[list[int]], batch_size: int = 128, progress: bool
 
 def sts_spearman(model, tok, pairs: list[tuple[str, str, float]], max_len: int) -> float:
     """Spearman correlation (x100) between cos(embed(s1), embed(s2)) and the gold scores."""
-    a = embed(model, encode_texts(tok, [p[0] for p in pairs], max_len))
-    b = embed(model, encode_texts(tok, [p[1] for p in pairs], max_len))
+    a = embed(model, encode_ids(tok, [p[0] for p in pairs], max_len))
+    b = embed(model, encode_ids(tok, [p[1] for p in pairs], max_len))
     return spearman_of_cosines(a, b, [p[2] for p in pairs])
 
 

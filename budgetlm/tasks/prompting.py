@@ -17,14 +17,13 @@ from budgetlm.errors import UserError
 from budgetlm.objectives.clm import END_OF_TEXT
 from budgetlm.tasks.classification import Examples
 from budgetlm.tasks.config import PromptConfig
+from budgetlm.tasks.registry import VERBALISERS
 from budgetlm.tokenizer import PAD, encode_plain
-
-DEFAULT_VERBALISERS = {"sst2": {"0": "negative", "1": "positive"}}
 
 
 def verbaliser_map(cfg: PromptConfig, labels: list[str], task: str) -> dict[str, str]:
     """label -> word, from prompt.verbalisers or the built-in task's defaults; every label needs one."""
-    given = dict(v.split("=", 1) for v in cfg.verbalisers) if cfg.verbalisers else DEFAULT_VERBALISERS.get(task, {})
+    given = dict(v.split("=", 1) for v in cfg.verbalisers) if cfg.verbalisers else VERBALISERS.get(task, {})
     given = {k.strip(): w.strip() for k, w in given.items()}
     missing = [label for label in labels if label not in given]
     if missing:

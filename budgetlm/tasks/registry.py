@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from budgetlm.tasks.base import TaskType
 from budgetlm.tasks.classification import SequenceClassification
+from budgetlm.tasks.embedding import SentenceEmbedding
 from budgetlm.tasks.regression import Regression
 from budgetlm.tasks.token_classification import TokenClassification
 
@@ -14,7 +15,13 @@ TASK_TYPES: dict[str, TaskType] = {
     "pair": SequenceClassification("pair", pair=True),
     "regression": Regression(),
     "token": TokenClassification(),
+    "embedding": SentenceEmbedding(),  # trained by its own fine-tuning method (TaskType.method)
 }
+
+
+# built-in classification tasks' label words: the targets of text-to-text fine-tuning and the words a prompted decoder
+# scores (prompt.verbalisers overrides them)
+VERBALISERS = {"sst2": {"0": "negative", "1": "positive"}}
 
 
 @dataclass(frozen=True)
@@ -45,4 +52,6 @@ BUILTIN_TASKS = {
     # WNUT-17 emerging and rare entities, IOB2, 6 types
     "wnut17": BuiltinTask("token", ("ner-wnut17", "wnut17train.conll"), ("ner-wnut17", "emerging.dev.conll"),
                           ("ner-wnut17", "emerging.test.annotated")),
+    # STS Benchmark: sentence pairs scored 0-5, for sentence embeddings
+    "stsb": BuiltinTask("embedding", ("stsb", "sts-train.csv"), ("stsb", "sts-dev.csv"), ("stsb", "sts-test.csv")),
 }

@@ -14,7 +14,7 @@ from scipy.stats import pearsonr, spearmanr
 
 from budgetlm.errors import UserError
 from budgetlm.tasks.base import Columns, Split, TaskType, predict_logits
-from budgetlm.tasks.classification import Examples, encode_texts, read_examples
+from budgetlm.tasks.classification import Examples, encode_ids_and_type_ids, read_examples
 
 
 def numeric_targets(data: Examples) -> list[float]:
@@ -54,7 +54,7 @@ class Regression(TaskType):
         return ["score"]
 
     def encode(self, tok, data: Examples, labels: list[str], max_len: int) -> Split:
-        ids, types = encode_texts(tok, data, max_len)
+        ids, types = encode_ids_and_type_ids(tok, data, max_len)
         return Split(data, ids, types, numeric_targets(data))
 
     def loss(self, logits, targets):

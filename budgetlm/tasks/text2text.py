@@ -17,7 +17,6 @@ from budgetlm.generate.seq2seq import EOS, generate, strip_generated
 from budgetlm.tasks.classification import Examples
 from budgetlm.tokenizer import PAD
 
-VERBALIZERS = {"sst2": {"0": "negative", "1": "positive"}}
 INPUT_COLUMN, TARGET_COLUMN = "input", "target"  # what a generic text-to-text file calls its columns
 
 
@@ -36,8 +35,8 @@ def default_columns(path: str | Path, text_column: str, label_column: str) -> tu
     return text_column, label_column
 
 
-def targets_of(examples: Examples, verbalizer: dict[str, str] | None) -> list[str]:
-    return [verbalizer.get(label, label) for label in examples.labels] if verbalizer else list(examples.labels)
+def targets_of(examples: Examples, verbaliser: dict[str, str] | None) -> list[str]:
+    return [verbaliser.get(label, label) for label in examples.labels] if verbaliser else list(examples.labels)
 
 
 def encode_sources(tok, texts: list[str], max_len: int) -> list[list[int]]:

@@ -12,7 +12,7 @@ import sys
 import torch.nn.functional as F
 from seqeval.metrics import accuracy_score, f1_score, precision_score, recall_score
 
-from budgetlm.data.batches import IGNORE
+from budgetlm.data.batches import IGNORE_INDEX
 from budgetlm.errors import UserError
 from budgetlm.tasks.base import Columns, Split, TaskType, predict_logits
 from budgetlm.tasks.conll import TaggedSentences, read_conll
@@ -28,8 +28,8 @@ def first_subtokens(word_ids: list[int | None], n_words: int) -> list[int]:
 
 
 def align_labels(word_ids: list[int | None], word_labels: list[int]) -> list[int]:
-    """Per-token labels: the word's label on its first sub-token, IGNORE elsewhere (specials, continuations)."""
-    out = [IGNORE] * len(word_ids)
+    """Per-token labels: the word's label on its first sub-token, IGNORE_INDEX elsewhere (specials, continuations)."""
+    out = [IGNORE_INDEX] * len(word_ids)
     for w, pos in enumerate(first_subtokens(word_ids, len(word_labels))):
         if pos >= 0:
             out[pos] = word_labels[w]
@@ -89,7 +89,7 @@ class TokenClassification(TaskType):
         return Split(data, ids, None, targets, {"first": firsts})
 
     def loss(self, logits, targets):
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE_INDEX)
 
     def predict(self, model, head: str, split: Split, labels: list[str]) -> list[list[str]]:
         out = []
@@ -111,5 +111,5 @@ def encode_text_for_tagging(tok, text: str, max_len: int) -> tuple[list[str], Sp
         raise UserError("no words in the text to tag")
     data = TaggedSentences([words], [["O"] * len(words)], [1], "<text>")
     ids, word_ids = encode_words(tok, data.words, max_len)
-    return words, Split(data, ids, None, [[IGNORE] * len(ids[0])], {"first": [first_subtokens(word_ids[0], len(words))]})
+    return words, Split(data, ids, None, [[IGNORE_INDEX] * len(ids[0])], {"first": [first_subtokens(word_ids[0], len(words))]})
 

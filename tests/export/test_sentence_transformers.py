@@ -14,7 +14,7 @@ from budgetlm.models.load import load as load_any
 from budgetlm.models import EmbeddingHead, Model
 from budgetlm.models.config import ModelConfig
 from budgetlm.models.io import model_meta, save_model
-from budgetlm.tasks.embedding import embed, encode_texts
+from budgetlm.tasks.embedding import embed, encode_ids
 from budgetlm.tokenizer import load_tokenizer
 
 import sentence_transformers  # installed by `make test` (the embeddings extra); its absence is tested by monkeypatching
@@ -74,7 +74,7 @@ def test_sentence_transformers_encode_equals_budgetlm_embed(arch, head_id, expor
     model, src, out = exported(arch, head_id)
     st = sentence_transformers.SentenceTransformer(str(out), device="cpu", local_files_only=True)
     theirs = st.encode(TEXTS, convert_to_tensor=True).float()  # its own tokenizer, padding and pipeline
-    ours = embed(model, encode_texts(load_tokenizer(tokenizer_file), TEXTS, model.cfg.max_seq_len))
+    ours = embed(model, encode_ids(load_tokenizer(tokenizer_file), TEXTS, model.cfg.max_seq_len))
     assert theirs.shape == ours.shape == (len(TEXTS), HEADS[head_id][1] or model.cfg.d_model)
     assert torch.allclose(theirs, ours, atol=1e-5)
     assert torch.allclose(theirs.norm(dim=-1), torch.ones(len(TEXTS)), atol=1e-5)
@@ -132,7 +132,7 @@ def test_an_export_reads_back_with_its_head(arch, head_id, kind, exported, token
     if kind == "embedder":
         pooling, dim, k, activation = HEADS[head_id]
         assert meta["embedding"] == {"pooling": pooling, "dim": dim, "top_pcs": k, "activation": activation}
-    ids = encode_texts(load_tokenizer(tokenizer_file), TEXTS, model.cfg.max_seq_len)
+    ids = encode_ids(load_tokenizer(tokenizer_file), TEXTS, model.cfg.max_seq_len)
     assert torch.allclose(embed(back, ids), embed(model, ids), atol=1e-5)
 
 

@@ -12,7 +12,7 @@ from budgetlm.models import EncoderDecoderModel, build_seq2seq_model
 from budgetlm.models.config import ModelConfig
 from budgetlm.models.io import load_model, model_meta, save_model
 from budgetlm.generate.seq2seq import DECODER_START, EOS, generate, strip_generated
-from budgetlm.tasks.seq2seq import seq2seq_loss, shift_right
+from budgetlm.objectives.seq2seq import seq2seq_loss, shift_right
 from budgetlm.tokenizer import PAD, SPECIAL_TOKENS
 
 ARCHS = [dict(norm_position=n, position=p, glu=g, bias=b)

@@ -11,7 +11,7 @@ import torch
 from budgetlm.errors import UserError
 from budgetlm.tasks.base import Columns
 from budgetlm.tasks.classification import (
-    Examples, classification_metrics, encode_texts, label_ids, label_names, read_examples,
+    Examples, classification_metrics, encode_ids_and_type_ids, label_ids, label_names, read_examples,
 )
 from budgetlm.tasks.registry import TASK_TYPES
 from budgetlm.tokenizer import CLS, SEP
@@ -113,7 +113,7 @@ def test_pair_with_an_empty_second_text_is_skipped(tmp_path, capsys):
 
 def test_pair_encoding_segment_ids(tiny_tokenizer):
     ex = Examples(["the cat sees", "a dog"], ["0", "1"], [2, 3], "x", texts_b=["a red bird", "the king likes the queen"])
-    ids, types = encode_texts(tiny_tokenizer, ex, 64)
+    ids, types = encode_ids_and_type_ids(tiny_tokenizer, ex, 64)
     for seq, seg, a, b in zip(ids, types, ex.texts, ex.texts_b):
         na = len(tiny_tokenizer.encode(a, add_special_tokens=False).ids)
         nb = len(tiny_tokenizer.encode(b, add_special_tokens=False).ids)
@@ -124,12 +124,12 @@ def test_pair_encoding_segment_ids(tiny_tokenizer):
 def test_pair_truncation_keeps_both_segments(tiny_tokenizer):
     long = " ".join(["the cat sees a dog"] * 20)
     ex = Examples([long], ["0"], [2], "x", texts_b=[long])
-    (seq,), (seg,) = encode_texts(tiny_tokenizer, ex, 16)
+    (seq,), (seg,) = encode_ids_and_type_ids(tiny_tokenizer, ex, 16)
     assert len(seq) == 16 and seq.count(SEP) == 2 and 0 in seg and 1 in seg
 
 
 def test_sentence_encoding_has_one_segment(tiny_tokenizer):
-    (seq,), (seg,) = encode_texts(tiny_tokenizer, Examples(["the cat"], ["0"], [2], "x"), 32)
+    (seq,), (seg,) = encode_ids_and_type_ids(tiny_tokenizer, Examples(["the cat"], ["0"], [2], "x"), 32)
     assert seq[0] == CLS and seq[-1] == SEP and set(seg) == {0}
 
 

@@ -35,12 +35,12 @@ def test_teacher_embeddings_are_normalised_and_cached(teacher, tmp_path, capsys)
 
 def test_teacher_imports_into_budgetlm_with_parity(teacher):
     from budgetlm.models.load import load as load_any
-    from budgetlm.tasks.embedding import embed, encode_texts
+    from budgetlm.tasks.embedding import embed, encode_ids
     from budgetlm.tokenizer import load_tokenizer
 
     model, meta, tok_file = load_any(teacher.path)
     assert meta["kind"] == "encoder" and model.cfg.d_model == 384 and model.cfg.norm_position == "post"
-    ours = embed(model, encode_texts(load_tokenizer(tok_file), TEXTS, 128)).numpy()
+    ours = embed(model, encode_ids(load_tokenizer(tok_file), TEXTS, 128)).numpy()
     np.testing.assert_allclose(ours, teacher.encode(TEXTS), atol=1e-5)
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from budgetlm.data.batches import IGNORE
+from budgetlm.data.batches import IGNORE_INDEX as IGNORE
+from budgetlm.models.config import HeadConfig
 from budgetlm.errors import UserError
 from budgetlm.models import Model, TokenClassificationHead
 from budgetlm.models.config import HeadConfig

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 from budgetlm.config import build_config
 from budgetlm.errors import UserError
-from budgetlm.stages import pretrain as pretrain_stage
+from budgetlm.stages import skeleton as pretrain_stage  # the stage skeleton calls the loop for pretrain
 from budgetlm.stages.config import PretrainConfig
 from budgetlm.stages.pretrain import pretrain
 from budgetlm.tokenizer import train_tokenizer

@@ -1,14 +1,33 @@
-"""Causal-LM evaluation: next-token loss and perplexity on held-out blocks."""
+"""Pre-training with next-token prediction (a decoder): the recipe, and its evaluation -- next-token loss and
+perplexity on held-out blocks."""
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
+from tokenizers import Tokenizer
 
 from budgetlm.data.batches import BlockDataset
-from budgetlm.objectives.clm import IGNORE_INDEX, document_ids, lm_logits, next_token_targets
+from budgetlm.models import build_lm_model
+from budgetlm.objectives.clm import IGNORE_INDEX, clm_loss, document_ids, lm_logits, next_token_targets
+from budgetlm.objectives.recipe import ObjectiveRecipe
+
+if TYPE_CHECKING:
+    from budgetlm.stages.config import PretrainConfig
+
+
+def next_token_recipe(cfg: PretrainConfig, tok: Tokenizer, valid_set: BlockDataset) -> ObjectiveRecipe:
+    document_mask = cfg.objective.document_mask
+
+    def loss(model, batch, g):
+        inputs, labels = next_token_targets(batch["ids"])  # (B, T) each from (B, T + 1)
+        return clm_loss(model, inputs, labels, document_ids(inputs) if document_mask else None)
+
+    return ObjectiveRecipe("clm", lambda: build_lm_model(cfg.model), loss,
+                           lambda m: lm_eval(m, valid_set, document_mask=document_mask), "next_token_accuracy")
 
 
 @torch.no_grad()

@@ -1,15 +1,56 @@
-"""Masked-LM evaluation: loss/accuracy under random masking, and pseudo-perplexity (Salazar et al. 2020)."""
+"""Pre-training with masked-LM (BERT/RoBERTa, optionally with NSP/SOP): the recipe, and its evaluation --
+loss/accuracy under random masking, and pseudo-perplexity (Salazar et al. 2020)."""
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
+from tokenizers import Tokenizer
 
 from budgetlm.data.batches import BlockDataset, special_mask
+from budgetlm.models import SequenceClassificationHead, build_mlm_model
+from budgetlm.models.config import HeadConfig
 from budgetlm.objectives.config import ObjectiveConfig
-from budgetlm.objectives.mlm import IGNORE_INDEX, mask_tokens, mlm_loss
+from budgetlm.objectives.mlm import IGNORE_INDEX, mask_tokens, mlm_loss, mlm_loss_on_hidden, vocabulary_loss
+from budgetlm.objectives.nsp import make_sentence_pairs, pair_loss
+from budgetlm.objectives.recipe import ObjectiveRecipe, masking
 from budgetlm.tokenizer import MASK, SPECIAL_TOKENS
+from budgetlm.train.compile import compile_fn
+
+if TYPE_CHECKING:
+    from budgetlm.stages.config import PretrainConfig
+
+
+def mlm_recipe(cfg: PretrainConfig, tok: Tokenizer, valid_set: BlockDataset) -> ObjectiveRecipe:
+    mask = masking(cfg, tok)
+    task = cfg.objective.sentence_task
+
+    def build():
+        model = build_mlm_model(cfg.model)
+        if task != "none":  # NSP / SOP: a second head on [CLS], trained alongside MLM (objectives/nsp.py)
+            model.heads["pair"] = SequenceClassificationHead(cfg.model, HeadConfig(), 2)
+        return model
+
+    head_loss = compile_fn(vocabulary_loss, cpu_clock=cfg.train.clock == "cpu") if cfg.train.compile else None
+
+    def loss(model, batch, g):
+        if task == "none":  # RoBERTa-style packed blocks
+            return mlm_loss(model, *mask(batch["ids"], batch.get("word_starts"), g), head_loss=head_loss)
+        pairs = make_sentence_pairs(batch["ids"], task, g, batch.get("word_starts"))  # [CLS] A [SEP] B [SEP]
+        inputs, labels = mask(pairs["ids"], pairs["word_starts"], g)
+        hidden = model.encoder(inputs, pairs["token_type_ids"])  # (B, 2L+3, D)
+        mlm, n, correct = mlm_loss_on_hidden(model, hidden, labels, head_loss)
+        pair, pair_correct = pair_loss(model, hidden, pairs["pair_labels"])
+        return mlm + pair, n, correct, {f"{task}_accuracy": round(pair_correct / len(pairs["pair_labels"]), 4)}
+
+    def final(m):
+        if "pair" in m.heads:  # the saved model is a plain MLM model, like every other pre-training run
+            del m.heads["pair"]
+        return pseudo_perplexity(m, valid_set)
+
+    return ObjectiveRecipe("mlm", build, loss, lambda m: mlm_eval(m, valid_set), "mlm_accuracy", final)
 
 
 @torch.no_grad()

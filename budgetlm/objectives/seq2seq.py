@@ -1,4 +1,5 @@
-"""Encoder-decoder training glue: teacher-forced loss, and the denoising objectives wired to a tokenizer.
+"""Encoder-decoder training glue: teacher-forced loss (pre-training and text-to-text fine-tuning), and the
+denoising objectives wired to a tokenizer (their recipe and evaluation: denoising_recipe.py).
 
 The objectives themselves are pure functions in objectives/span.py and objectives/infill.py; `DENOISERS`
 binds each (by `objective.name`) to the token ids it needs and says which tokens it adds to the tokenizer.
@@ -13,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer
 
-from budgetlm.data.batches import BlockDataset, special_mask
+from budgetlm.data.batches import special_mask
 from budgetlm.generate.seq2seq import DECODER_START, EOS
 from budgetlm.objectives import IGNORE_INDEX, corrupt_spans, infill, sentinel_tokens
 from budgetlm.objectives.config import ObjectiveConfig
@@ -75,20 +76,3 @@ DENOISERS: dict[str, Denoiser] = {
 def add_tokens(tok: Tokenizer, cfg: ObjectiveConfig) -> int:
     """Add the objective's special tokens (e.g. T5 sentinels) to `tok` in place; returns how many were new."""
     return tok.add_special_tokens(DENOISERS[cfg.name].added_tokens(cfg))
-
-
-@torch.no_grad()
-def denoising_eval(model, dataset: BlockDataset, noise: NoiseFn, max_blocks: int = 256, batch_size: int = 32,
-                   seed: int = 1234) -> dict:
-    """Loss and next-token accuracy on the first `max_blocks` blocks, noised with a fixed seed so every
-    evaluation (and every model) is scored on the same corrupted inputs."""
-    g = torch.Generator().manual_seed(seed)
-    n = min(max_blocks, len(dataset))
-    total_loss, total_n, total_correct = 0.0, 0, 0
-    for start in range(0, n, batch_size):
-        inputs, labels = noise(dataset.batch(range(start, min(start + batch_size, n))), g)
-        loss, count, correct = seq2seq_loss(model, inputs, labels)
-        total_loss += float(loss) * count
-        total_n += count
-        total_correct += correct
-    return {"denoising_loss": total_loss / total_n, "denoising_accuracy": total_correct / total_n, "denoising_predictions": total_n}
