@@ -251,7 +251,7 @@ def read_table(path: str | Path, stats: ReadStats | None = None, header: list[st
         first = next(it, None)
         if first is None:
             raise UserError("file has no header row", path=str(p))
-        cols = _split_row(first[1], tsv)
+        cols = _split_row(first[1], tsv, p, first[0])
         cols = [c.strip() for c in cols]
     else:
         cols = list(header)
@@ -260,7 +260,7 @@ def read_table(path: str | Path, stats: ReadStats | None = None, header: list[st
         for line_no, text in it:
             if not text.strip():
                 continue
-            cells = _split_row(text, tsv)
+            cells = _split_row(text, tsv, p, line_no)
             if len(cells) != len(cols):
                 raise UserError(f"expected {len(cols)} columns ({', '.join(cols)}), found {len(cells)}", path=str(p), line=line_no)
             yield line_no, cells
@@ -268,10 +268,13 @@ def read_table(path: str | Path, stats: ReadStats | None = None, header: list[st
     return Table(cols, rows())
 
 
-def _split_row(text: str, tsv: bool) -> list[str]:
+def _split_row(text: str, tsv: bool, p, line_no: int) -> list[str]:
     if tsv:
         return text.split("\t")
-    return next(csv.reader(io.StringIO(text)), [""])  # a line of only "\r" has no fields at all
+    try:
+        return next(csv.reader(io.StringIO(text)), [""])  # a line of only "\r" has no fields at all
+    except csv.Error as e:  # e.g. a lone carriage return inside an unquoted field
+        raise UserError(f"not a well-formed CSV row ({e})", path=str(p), line=line_no) from None
 
 
 def pick_text_column(header: list[str], wanted: str, p) -> str:
