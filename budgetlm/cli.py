@@ -306,7 +306,7 @@ def _probe(args, cfg) -> None:
 
 
 def _export(args, cfg) -> None:
-    from budgetlm.export.hf import export_hf
+    from budgetlm.export.writers import export_hf
     from budgetlm.export.hf_families import EXPORT_NOTE
 
     out = export_hf(args.run_dir, args.out, trust_pickle=args.trust_pickle)

@@ -1,5 +1,5 @@
 """The transformers families budgetlm maps onto: which options each needs, its transformers config, and the
-weight `Rule`s that translate state dicts in both directions (used by export/hf.py).
+weight `Rule`s that translate state dicts in both directions (used by export/hf.py and export/hf_import.py).
 
     bert                  post-LN, learned positions, plain MLP, biases          BertFor{MaskedLM,SequenceClassification}
     roberta-prelayernorm  pre-LN, learned positions, plain MLP, biases           RobertaPreLayerNormFor...

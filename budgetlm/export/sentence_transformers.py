@@ -26,6 +26,8 @@ from pathlib import Path
 import torch
 
 from budgetlm.errors import UserError
+from budgetlm.export.hf import save_hf_dir, to_hf
+from budgetlm.export.hf_families import select_family
 from budgetlm.models import Model
 from budgetlm.models.heads import EMBEDDING_ACTIVATIONS
 
@@ -62,9 +64,6 @@ def affine_of_head(head) -> list[tuple[torch.Tensor, torch.Tensor]]:
 def save_sentence_transformer(model: Model, tok_file: Path, out: Path, verify: bool = True,
                               atol: float = 1e-4) -> tuple[str, str]:
     """Write `model` (kind embedder) as a sentence-transformers directory into `out`; (family, architecture)."""
-    from budgetlm.export.hf import save_hf_dir, to_hf
-    from budgetlm.export.hf_families import select_family
-
     SentenceTransformer, modules = _st()
     family = select_family(model.cfg, "encoder")
     hf = to_hf(model, {"kind": "encoder"}, verify=verify)  # the encoder alone, checked on hidden states

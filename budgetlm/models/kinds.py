@@ -30,7 +30,7 @@ CONFIG = "config.json"  # named in messages; models/io.py writes it
 class Kind:
     family: str  # the backbone: "encoder", "decoder", "encoder_decoder", or "any" (model.family says)
     build: Callable[[ModelConfig, dict], nn.Module]  # (resolved ModelConfig, config.json's mapping) -> the model
-    export: str | None  # export/hf.py's EXPORTERS key: "transformers", "sentence-transformers", "bart"
+    export: str | None  # export/writers.py's EXPORTERS key: "transformers", "sentence-transformers", "bart"
     doc: str
 
 

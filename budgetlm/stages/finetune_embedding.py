@@ -14,7 +14,6 @@ from pathlib import Path
 
 import torch
 
-from budgetlm.atomic import write_json
 from budgetlm.data.pairs import read_pair_file, read_scored_pairs
 from budgetlm.data.readers import ReadStats, read_texts
 from budgetlm.data.root import in_root

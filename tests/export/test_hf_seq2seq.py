@@ -10,7 +10,9 @@ import torch
 from tokenizers import Tokenizer
 
 from budgetlm.errors import UserError
-from budgetlm.export.hf import EXPORT_NOTE, export_hf, from_hf
+from budgetlm.export.hf_families import EXPORT_NOTE
+from budgetlm.export.hf_import import from_hf
+from budgetlm.export.writers import export_hf
 from budgetlm.export.hf_seq2seq import to_hf, verify_parity
 from budgetlm.models import build_seq2seq_model
 from budgetlm.models.config import ModelConfig

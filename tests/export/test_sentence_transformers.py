@@ -9,7 +9,8 @@ from tokenizers import Tokenizer
 
 from budgetlm.errors import UserError
 from budgetlm.export import sentence_transformers as st_export
-from budgetlm.export.hf import EXPORT_NOTE, export_hf
+from budgetlm.export.hf_families import EXPORT_NOTE
+from budgetlm.export.writers import export_hf
 from budgetlm.models.load import load as load_any
 from budgetlm.models import EmbeddingHead, Model
 from budgetlm.models.config import ModelConfig
