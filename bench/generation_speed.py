@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from budgetlm.models.config import ModelConfig
-from budgetlm.stages.config import GenerateConfig
+from budgetlm.generate.config import GenerateConfig
 from budgetlm.generate import generate
 from budgetlm.models import build_lm_model
 from common import machine_line, write_json

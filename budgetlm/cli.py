@@ -16,7 +16,8 @@ from pathlib import Path
 
 from budgetlm.config import build_config, describe
 from budgetlm.errors import UserError
-from budgetlm.stages.config import FinetuneConfig, GenerateConfig, PretrainConfig
+from budgetlm.generate.config import GenerateConfig
+from budgetlm.stages.config import FinetuneConfig, PretrainConfig
 from budgetlm.tasks.config import TASK_TYPES
 
 FINETUNE_DESCRIPTION = """Fine-tune on labelled data. The task type is inferred from the training file and printed:

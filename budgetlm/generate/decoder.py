@@ -13,7 +13,7 @@ import torch
 
 from budgetlm.generate.sampling import sample
 from budgetlm.objectives.clm import END_OF_TEXT
-from budgetlm.stages.config import GenerateConfig
+from budgetlm.generate.config import GenerateConfig
 
 
 def sample_next(logits: torch.Tensor, history: torch.Tensor, cfg: GenerateConfig, generator: torch.Generator) -> int:

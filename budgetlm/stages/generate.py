@@ -12,7 +12,7 @@ from budgetlm.errors import UserError
 from budgetlm.generate import generate
 from budgetlm.objectives.clm import END_OF_TEXT
 from budgetlm.models.load import load
-from budgetlm.stages.config import GenerateConfig
+from budgetlm.generate.config import GenerateConfig
 from budgetlm.tokenizer import encode_plain, load_tokenizer
 
 

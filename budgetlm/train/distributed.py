@@ -4,7 +4,7 @@
 LOCAL_RANK / MASTER_ADDR / MASTER_PORT set. `session()` joins them into one process group (gloo on CPU, nccl
 when CUDA is there); without those variables everything here is a no-op and training runs as one process.
 
-Division of work (docs/scaling.md):
+Division of work (docs/guide/scaling.md):
 - every rank runs the same step; the loop shards the data (each rank takes its slice of the shared global batch,
   see data/batches.py) and DistributedDataParallel averages the gradients;
 - only rank 0 writes: checkpoints, metrics, reports, model dirs, the progress bar (`is_main()`);

@@ -12,7 +12,7 @@ from budgetlm.generate import generate
 from budgetlm.models import build_lm_model
 from budgetlm.models.config import ModelConfig
 from budgetlm.models.io import model_meta, save_model
-from budgetlm.stages.config import GenerateConfig
+from budgetlm.generate.config import GenerateConfig
 from budgetlm.tokenizer import SEP
 
 ARCHS = {  # arch -> (ModelConfig options, expected transformers class)

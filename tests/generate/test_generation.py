@@ -6,7 +6,7 @@ import torch
 from budgetlm.errors import UserError
 from budgetlm.generate import generate, sample_next
 from budgetlm.models import build_lm_model
-from budgetlm.stages.config import GenerateConfig
+from budgetlm.generate.config import GenerateConfig
 from budgetlm.tokenizer import SEP
 
 
