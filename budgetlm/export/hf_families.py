@@ -17,6 +17,7 @@ from budgetlm.config import from_dict
 from budgetlm.errors import UserError
 from budgetlm.models.config import HeadConfig, ModelConfig
 from budgetlm.models.kinds import KINDS as MODEL_KINDS
+from budgetlm.models.layers import ACTIVATIONS
 from budgetlm.tokenizer import CLS, SEP
 
 EXPORT_NOTE = "budgetlm_export.json"
@@ -24,8 +25,8 @@ EXPORT_NOTE = "budgetlm_export.json"
 # (export/sentence_transformers.py), "seq2seq" to BART (export/hf_seq2seq.py)
 KINDS = tuple(name for name, kind in MODEL_KINDS.items() if kind.export == "transformers")
 
-# our activation name <-> transformers ACT2FN name (both exact: erf GELU, tanh GELU via torch)
-ACT_TO_HF = {"gelu": "gelu", "gelu_tanh": "gelu_pytorch_tanh", "relu": "relu", "silu": "silu", "tanh": "tanh"}
+# our activation name <-> transformers ACT2FN name, from the one activation table (models/layers.py)
+ACT_TO_HF = {name: act.hf_name for name, act in ACTIVATIONS.items()}
 ACT_FROM_HF = {v: k for k, v in ACT_TO_HF.items()} | {"gelu_new": "gelu_tanh"}  # GPT-2's name for tanh GELU
 
 

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from budgetlm.errors import UserError
-from budgetlm.models.layers import ACTIVATION_FNS
+from budgetlm.models.layers import ACTIVATIONS
 from budgetlm.models.layers import NORMS as NORM_LAYERS
 from budgetlm.schema import choice, positive, setting
 
 # the names come from the registries that build the layers; "tanh" is only for the classification head (BERT's pooler)
-ACTIVATIONS = tuple(name for name in ACTIVATION_FNS if name != "tanh")
+FFN_ACTIVATIONS = tuple(name for name in ACTIVATIONS if name != "tanh")
 NORMS = tuple(NORM_LAYERS)
 NORM_POSITIONS = ("pre", "post")  # Block and the encoders branch on these two
 POSITIONS = ("learned", "rope")  # the encoders build a learned table or a RotaryEmbedding
@@ -39,7 +39,7 @@ class ModelConfig:
     attention_dropout: float = setting(-1.0, "dropout on attention probabilities; -1 = model.dropout. On CPU any value above 0 "
                                        "sends attention down PyTorch's unfused path, which keeps every (T x T) probability "
                                        "matrix for the backward pass: 2-3x slower attention, GBs of memory at 512 tokens")
-    activation: str = setting("gelu", f"feed-forward activation, one of {ACTIVATIONS}")
+    activation: str = setting("gelu", f"feed-forward activation, one of {FFN_ACTIVATIONS}")
     glu: bool = setting(False, "gated feed-forward (GeGLU with gelu, SwiGLU with silu)")
     norm_position: str = setting("pre", "LayerNorm placement: 'pre' (stable at high LR) or 'post' (original BERT)")
     embedding_norm: bool = setting(True, "LayerNorm right after the embeddings (BERT, RoBERTa and ModernBERT all have one)")
@@ -70,7 +70,7 @@ class ModelConfig:
             raise UserError(f"model.d_model ({self.d_model}) must be divisible by model.n_heads ({self.n_heads})")
         if self.position == "rope" and (self.d_model // self.n_heads) % 2:
             raise UserError("model.position=rope needs an even head size (d_model / n_heads)")
-        choice(self, "activation", ACTIVATIONS)
+        choice(self, "activation", FFN_ACTIVATIONS)
         choice(self, "norm_position", NORM_POSITIONS)
         choice(self, "position", POSITIONS)
         choice(self, "norm", NORMS)
@@ -98,7 +98,7 @@ class ModelConfig:
 
 
 POOLINGS = ("cls", "mean")
-HEAD_ACTIVATIONS = ("tanh",) + ACTIVATIONS
+HEAD_ACTIVATIONS = ("tanh",) + FFN_ACTIVATIONS
 
 
 @dataclass

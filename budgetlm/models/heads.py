@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from budgetlm.models.config import HeadConfig, ModelConfig
-from budgetlm.models.layers import ACTIVATION_FNS, layer_norm
+from budgetlm.models.layers import ACTIVATIONS, layer_norm
 
 
 class TiedProjection(nn.Module):
@@ -46,7 +46,7 @@ class MaskedLMHead(TiedProjection):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.dense = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
-        self.act = ACTIVATION_FNS[cfg.activation]
+        self.act = ACTIVATIONS[cfg.activation].fn
         self.norm = layer_norm(cfg)
         self.bias = nn.Parameter(torch.zeros(cfg.vocab_size))
 
@@ -61,7 +61,7 @@ class ReplacedTokenHead(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.dense = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
-        self.act = ACTIVATION_FNS[cfg.activation]
+        self.act = ACTIVATIONS[cfg.activation].fn
         self.out = nn.Linear(cfg.d_model, 1)
         for lin in (self.dense, self.out):
             nn.init.normal_(lin.weight, 0.0, cfg.init_std)
@@ -154,7 +154,7 @@ class SequenceClassificationHead(nn.Module):
         super().__init__()
         self.pooling = head.pooling
         self.dense = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
-        self.act = ACTIVATION_FNS[head.activation]
+        self.act = ACTIVATIONS[head.activation].fn
         self.norm = layer_norm(cfg) if head.norm else None
         self.drop = nn.Dropout(head.dropout)
         self.classifier = nn.Linear(cfg.d_model, num_labels)

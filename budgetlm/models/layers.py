@@ -4,7 +4,8 @@ feed-forward (plain or gated), RoPE, blocks."""
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
 
 import torch
 import torch.nn.functional as F
@@ -14,12 +15,21 @@ if TYPE_CHECKING:  # annotations only: models/config.py reads this module's regi
     from budgetlm.models.config import ModelConfig
 
 
-ACTIVATION_FNS = {
-    "gelu": F.gelu,  # exact erf GELU, as BERT / HF "gelu"
-    "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
-    "relu": F.relu,
-    "silu": F.silu,
-    "tanh": torch.tanh,
+@dataclass(frozen=True)
+class Activation:
+    """An activation function and its name in transformers' ACT2FN (exports write it, imports read it back)."""
+
+    fn: Callable[[torch.Tensor], torch.Tensor]
+    hf_name: str
+
+
+# the one table of activations: feed-forward, heads and every export read it (a new one is one entry here)
+ACTIVATIONS = {
+    "gelu": Activation(F.gelu, "gelu"),  # exact erf GELU, as BERT / HF "gelu"
+    "gelu_tanh": Activation(lambda x: F.gelu(x, approximate="tanh"), "gelu_pytorch_tanh"),
+    "relu": Activation(F.relu, "relu"),
+    "silu": Activation(F.silu, "silu"),
+    "tanh": Activation(torch.tanh, "tanh"),  # the classification head's only (BERT's pooler)
 }
 
 
@@ -132,7 +142,7 @@ class FeedForward(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.glu = cfg.glu
-        self.act = ACTIVATION_FNS[cfg.activation]
+        self.act = ACTIVATIONS[cfg.activation].fn
         self.fc_in = nn.Linear(cfg.d_model, cfg.d_ff * (2 if cfg.glu else 1), bias=cfg.bias)
         self.fc_out = nn.Linear(cfg.d_ff, cfg.d_model, bias=cfg.bias)
 
