@@ -168,7 +168,7 @@ def test_rope_needs_an_even_head_size():
 
 
 @pytest.mark.parametrize("cls, override, fragment", [
-    (PretrainConfig, "model.activation=swish", "model.activation='swish' is not one of: gelu, gelu_tanh, relu, silu"),
+    (PretrainConfig, "model.activation=swish", "model.activation='swish' is not one of: gelu, gelu_tanh, relu, relu2, silu"),
     (PretrainConfig, "model.norm_position=middle", "model.norm_position='middle' is not one of: pre, post"),
     (PretrainConfig, "model.position=alibi", "model.position='alibi' is not one of: learned, rope"),
     (PretrainConfig, "train.decay=step", "train.decay='step' is not one of: linear, cosine, constant"),

@@ -28,6 +28,7 @@ ACTIVATIONS = {
     "gelu": Activation(F.gelu, "gelu"),  # exact erf GELU, as BERT / HF "gelu"
     "gelu_tanh": Activation(lambda x: F.gelu(x, approximate="tanh"), "gelu_pytorch_tanh"),
     "relu": Activation(F.relu, "relu"),
+    "relu2": Activation(lambda x: F.relu(x).square(), "relu2"),  # ReLU squared (Primer; modded-nanoGPT's MLP)
     "silu": Activation(F.silu, "silu"),
     "tanh": Activation(torch.tanh, "tanh"),  # the classification head's only (BERT's pooler)
 }

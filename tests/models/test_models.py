@@ -79,6 +79,13 @@ def test_glu_doubles_the_input_projection(tiny_model_config):
     assert count_parameters(gated) > count_parameters(plain)
 
 
+def test_relu2_feed_forward_is_relu_squared(tiny_model_config):
+    mlp = build_mlm_model(tiny_model_config(activation="relu2")).encoder.blocks[0].mlp
+    x = torch.randn(2, 3, 32)
+    expected = mlp.fc_out(torch.clamp(mlp.fc_in(x), min=0) ** 2)
+    torch.testing.assert_close(mlp(x), expected)
+
+
 def test_rope_has_no_position_table_and_learned_has_one(tiny_model_config):
     assert build_mlm_model(tiny_model_config(position="rope")).encoder.pos_emb is None
     assert build_mlm_model(tiny_model_config(position="learned")).encoder.pos_emb.weight.shape == (32, 32)
