@@ -7,8 +7,8 @@ Case counts per run are the max_examples below (hypothesis may stop earlier when
 
 from __future__ import annotations
 
+import itertools
 import json
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -25,8 +25,20 @@ text_chars = st.characters(blacklist_categories=("Cs",), blacklist_characters="\
 cell_chars = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\t\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 
 
+_ROOT: list[Path] = []  # this module's directory under pytest's basetemp (pytest prunes old runs)
+_SERIAL = itertools.count()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _fuzz_root(tmp_path_factory):
+    _ROOT.append(tmp_path_factory.mktemp("fuzz"))
+    yield
+    _ROOT.pop()
+
+
 def write(data: bytes, suffix: str) -> Path:
-    d = Path(tempfile.mkdtemp(prefix="fuzz-"))
+    d = _ROOT[-1] / str(next(_SERIAL))
+    d.mkdir()
     p = d / f"input{suffix}"
     p.write_bytes(data)
     return p
