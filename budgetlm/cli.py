@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from budgetlm.config import build_config, describe
+from budgetlm.config import build_config, describe, preset_names
 from budgetlm.errors import UserError
 from budgetlm.generate.config import GenerateConfig
 from budgetlm.stages.config import FinetuneConfig, PretrainConfig
@@ -24,7 +24,7 @@ FINETUNE_DESCRIPTION = """Fine-tune on labelled data. The task type is inferred 
 CoNLL token-per-line rows with blank-line sentences -> token classification (NER); a table with two text
 columns (sentence1/sentence2, question/sentence, text_a/text_b, #1 String/#2 String) -> pair classification;
 one text column -> sentence classification; a numeric label column with fractions -> regression.
---task-type and the column flags override. Multi-task: a config with a `tasks:` list (configs/multitask-*.yaml)."""
+--task-type and the column flags override. Multi-task: a config with a `tasks:` list (presets multitask-*, e.g. --config multitask-mrpc-wikiann-finetune)."""
 
 EVALUATE_DESCRIPTION = """Fine-tune the model on each task (or reuse the finished run in --out/<task>/seed<k>) and write
 a GLUE-style table (report.md, report.json) and a bar chart (report.png). Evaluators: see
@@ -38,7 +38,7 @@ def _run_dir_help(stage: str) -> str:
 
 
 def _add_common_train(p: argparse.ArgumentParser, stage: str) -> None:
-    p.add_argument("--config", help="YAML preset (see configs/)")
+    p.add_argument("--config", help="a YAML file, or the name of a preset shipped with budgetlm: " + ", ".join(preset_names()))
     p.add_argument("--budget", help="training budget: 90s, 20m, 1h, 3000steps or 2Mtokens (sets train.budget)")
     p.add_argument("--out", default=f"runs/{stage}", help=_run_dir_help(stage))
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last intact checkpoint")
