@@ -11,7 +11,6 @@ import json
 import shutil
 from pathlib import Path
 
-import budgetlm
 from budgetlm.atomic import replace_dir
 from budgetlm.errors import UserError
 from budgetlm.export import hf_seq2seq
@@ -22,6 +21,7 @@ from budgetlm.models import Model
 from budgetlm.models.io import CONFIG, TOKENIZER, resolve_model_dir
 from budgetlm.models.kinds import KINDS as MODEL_KINDS
 from budgetlm.models.load import load
+from budgetlm.version import __version__
 
 
 def export_hf(model_dir: str | Path, out_dir: str | Path, verify: bool = True, trust_pickle: bool = False) -> Path:
@@ -55,7 +55,7 @@ def export_hf(model_dir: str | Path, out_dir: str | Path, verify: bool = True, t
     note = {
         "source": str(src.resolve()),
         "source_budgetlm_version": meta.get("budgetlm_version"),
-        "budgetlm_version": budgetlm.__version__,
+        "budgetlm_version": __version__,
         "family": family_name,
         "architecture": architecture,
         "kind": meta["kind"],
