@@ -258,7 +258,6 @@ CASES = [
      ["{d}/a-file", "not a directory"]),
     ("pretrain: read-only --out", lambda d: [a if a != d / "out" else Path("/sys/budgetlm-out") for a in pretrain(d)],
      ["/sys/budgetlm-out: cannot write to the output directory"]),
-    ("pretrain: --resume with nothing to resume", lambda d: pretrain(d, extra=["--resume"]), ["nothing to resume"]),
     ("finetune: missing --model", lambda d: finetune(d, model="nope"), ["{d}/nope: model path not found"]),
     ("finetune: --model is not a model", lambda d: finetune(d, model="not-a-model"), ["{d}/not-a-model: not a budgetlm run"]),
     ("finetune: --model is a plain file", lambda d: finetune(d, model="a-file"), ["{d}/a-file: is a file"]),
