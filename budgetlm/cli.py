@@ -307,8 +307,8 @@ def _probe(args, cfg) -> None:
 
 
 def _export(args, cfg) -> None:
-    from budgetlm.export.writers import export_hf
-    from budgetlm.export.hf_families import EXPORT_NOTE
+    from budgetlm.exporters.writers import export_hf
+    from budgetlm.exporters.hf_families import EXPORT_NOTE
 
     out = export_hf(args.run_dir, args.out, trust_pickle=args.trust_pickle)
     if json.loads((out / EXPORT_NOTE).read_text())["kind"] == "embedder":

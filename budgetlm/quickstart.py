@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args) -> int:
-    from budgetlm.export.writers import export_hf
+    from budgetlm.exporters.writers import export_hf
     from budgetlm.stages.evaluate import evaluate
     from budgetlm.stages.pretrain import pretrain
 

@@ -175,7 +175,7 @@ def fx(tmp_path_factory, write_text_files):
 def _pickled_exports(d: Path) -> None:
     """hf-mlm / hf-dec: transformers exports of the encoder and the decoder; pickled-mlm / pickled-dec: the same
     with their weights only as a pytorch_model.bin (the legacy format that --trust-pickle is for)."""
-    from budgetlm.export.writers import export_hf
+    from budgetlm.exporters.writers import export_hf
 
     for kind, run in (("mlm", "pre"), ("dec", "dec")):
         export_hf(d / run, d / f"hf-{kind}", verify=False)
