@@ -38,7 +38,8 @@ def _run_dir_help(stage: str) -> str:
 
 
 def _add_common_train(p: argparse.ArgumentParser, stage: str) -> None:
-    p.add_argument("--config", help="a YAML file, or the name of a preset shipped with budgetlm: " + ", ".join(preset_names()))
+    p.add_argument("--config", metavar="PRESET|FILE",
+                   help="a YAML file, or the name of a preset shipped with budgetlm: " + ", ".join(preset_names()))
     p.add_argument("--budget", help="training budget: 90s, 20m, 1h, 3000steps or 2Mtokens (sets train.budget)")
     p.add_argument("--out", default=f"runs/{stage}", help=_run_dir_help(stage))
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last intact checkpoint (none yet: start it from the beginning)")
