@@ -29,7 +29,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]  # the repository: configs/, tests/
+REPO = Path(__file__).resolve().parents[1]  # the repository: tests/, bench/results/
 # CPU flags worth knowing beside a figure: what torch's CPU kernels can use
 SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8")
 

@@ -2,7 +2,7 @@
 trained on the same blocks of the shared English text, in the same order, with the same budget, through the same
 training loop (budgetlm.train.loop.train: AdamW, LR schedule, clipping) -- only the model differs.
 
-1. `budgetlm pretrain` with configs/gpt-wordlevel.yaml (+ overrides): tokenizer, token cache, training,
+1. `budgetlm pretrain` with the preset gpt-wordlevel (+ overrides): tokenizer, token cache, training,
    WikiText-2 valid evaluation: the product path, unchanged.
 2. GPT2LMHeadModel(GPT2Config(same sizes, tanh GELU, tied head, no dropout)) trained by the same loop on the
    same BlockDataset with the same seed and budget, its loss computed like budgetlm's (same targets).
@@ -156,7 +156,7 @@ def run_parallel(args, cfg, out: Path) -> dict:
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--config", default="configs/gpt-wordlevel.yaml")
+    p.add_argument("--config", default="gpt-wordlevel")
     p.add_argument("--out", required=True, help="directory for both runs (budgetlm/, gpt2/) and results.json")
     p.add_argument("--test-tokens", type=int, default=0,
                    help="score only the first N tokens of WikiText-2 test (0 = all of it); for a contended machine")

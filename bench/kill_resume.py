@@ -64,15 +64,15 @@ def wait_for_step(proc: subprocess.Popen, run: Path, since_ns: int, step: int, t
 
 def run_with_kills(argv: list[str], run: Path, kills: int, rng: random.Random, steps: int) -> dict:
     """Run to completion (`steps` training steps), SIGKILLing it `kills` times, each at a random step of the
-    attempt; after each kill continue with --resume (or start afresh when no checkpoint was written yet).
-    Returns what happened."""
+    attempt. Every attempt passes --resume, as a retry loop does: it continues from the last checkpoint, or starts
+    afresh when the kill came before the first one (issue 23). Returns what happened."""
     log = open(run.parent / f"{run.name}.log", "ab")
     killed_at, attempts = [], 0
     while True:
         attempts += 1
         start = resumed_step(run)
         started_ns = time.time_ns()
-        proc = launch(argv + (["--resume"] if start else []), log)
+        proc = launch([*argv, "--resume"], log)
         if len(killed_at) < kills and start + 1 < steps and wait_for_step(proc, run, started_ns, rng.randint(start + 1, steps - 1)):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)

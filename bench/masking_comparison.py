@@ -3,8 +3,8 @@
 For every seed and strategy, through the CLI (so the commands are what a user types):
   1. budgetlm tokenizer  (once: WordPiece 8k on the training text)
   2. budgetlm pmi-vocab  (once: PMI n-gram vocabulary of the same text)
-  3. budgetlm pretrain --config configs/masking-pretrain.yaml objective.masking=M train.seed=S
-  4. budgetlm finetune --config configs/masking-finetune.yaml --model <3> train.seed=S      (SST-2)
+  3. budgetlm pretrain --config masking-pretrain objective.masking=M train.seed=S
+  4. budgetlm finetune --config masking-finetune --model <3> train.seed=S      (SST-2)
 Every arm gets the same number of optimizer steps, batch, data, model and seeds (a step budget, not wall
 clock, so contention on the shared machine changes nothing but the duration). The MLM loss every arm is
 scored on is the same: WikiText-2 valid, first 256 blocks, 15% random-token masking drawn from a fixed seed
@@ -33,8 +33,9 @@ from pathlib import Path
 
 import yaml
 
+from budgetlm.config import preset_path
 from budgetlm.data.root import data_root, english_pretraining_files
-from common import REPO, budgetlm_cmd, format_mean_std, machine_line, mean_std, read_results, run
+from common import budgetlm_cmd, format_mean_std, machine_line, mean_std, read_results, run
 
 STRATEGIES = ["random", "wwm", "pmi", "spanbert"]
 STEPS = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kK]?)\s*steps?\s*$")  # a step budget as train.budget reads it
@@ -51,13 +52,13 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--strategies", nargs="+", default=STRATEGIES, choices=STRATEGIES)
     ap.add_argument("--half", action="store_true", help="also pre-train PMI with half the steps (same schedule shape)")
-    ap.add_argument("--pretrain-budget", help="override configs/masking-pretrain.yaml's step budget (e.g. 300steps)")
-    ap.add_argument("--finetune-budget", help="override configs/masking-finetune.yaml's step budget")
+    ap.add_argument("--pretrain-budget", help="override the masking-pretrain preset's step budget (e.g. 300steps)")
+    ap.add_argument("--finetune-budget", help="override the masking-finetune preset's step budget")
     ap.add_argument("--jobs", type=int, default=1, help="arms run at once (each is one single-threaded process)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    pre_cfg, ft_cfg = str(REPO / "configs" / "masking-pretrain.yaml"), str(REPO / "configs" / "masking-finetune.yaml")
+    pre_cfg, ft_cfg = str(preset_path("masking-pretrain")), str(preset_path("masking-finetune"))
     train_files = [str(p) for p in english_pretraining_files()] + [str(data_root() / "sst2" / "train.tsv")]
     budget = str(args.pretrain_budget or yaml.safe_load(Path(pre_cfg).read_text())["train"]["budget"])
     steps = STEPS.match(budget)

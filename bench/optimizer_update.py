@@ -1,9 +1,9 @@
 """Time one AdamW update of the small presets' encoder (docs/benchmarks.md): fused vs foreach vs per-tensor.
 
-The model is the one configs/sst2-budget-pretrain.yaml builds (read from the preset; its 16k vocabulary);
+The model is the one the preset sst2-budget-pretrain builds (read from the preset; its 16k vocabulary);
 gradients are random. One thread by default, as the fine-tuning presets run.
 
-    python bench/optimizer_update.py [--config configs/...yaml] [--threads 1] [--steps 50]
+    python bench/optimizer_update.py [--config PRESET_OR_YAML] [--threads 1] [--steps 50]
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 from budgetlm.config import build_config
 from budgetlm.stages.config import PretrainConfig
 from budgetlm.models import build_mlm_model
-from common import REPO, machine_line
+from common import machine_line
 
 
 def time_update(params: list[torch.nn.Parameter], steps: int, **kind) -> float:
@@ -32,7 +32,7 @@ def time_update(params: list[torch.nn.Parameter], steps: int, **kind) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default=str(REPO / "configs/sst2-budget-pretrain.yaml"), help="pre-training preset")
+    ap.add_argument("--config", default="sst2-budget-pretrain", help="pre-training preset or YAML file")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--steps", type=int, default=50)
     args = ap.parse_args()

@@ -1,6 +1,6 @@
 """Peak resident memory (max RSS, from /usr/bin/time -v) of (1) tokenizer training and (2) the token-cache
 build on the whole shared English pre-training text, and (3) a pre-training run of the 20-minute recipe
-(configs/sst2-budget-pretrain.yaml) cut to --budget.
+(the preset sst2-budget-pretrain) cut to --budget.
 
     python bench/peak_memory.py --budget 3m --out /tmp/budgetlm-peak
 
@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from budgetlm.data.root import english_pretraining_files
-from common import REPO, cli_env, machine_line, read_results, run
+from common import cli_env, machine_line, read_results, run
 
 
 def measured(argv: list[str], env: dict) -> dict:
@@ -51,11 +51,11 @@ def main() -> None:
     cache = measured(["-c", build, str(args.out / "tok" / "tokenizer.json"), *files], env)
     print(json.dumps({"step": "token cache build", "input_mb": round(size_mb, 1), **cache}), flush=True)
 
-    pre = measured(["-m", "budgetlm", "pretrain", "--config", str(REPO / "configs" / "sst2-budget-pretrain.yaml"),
+    pre = measured(["-m", "budgetlm", "pretrain", "--config", "sst2-budget-pretrain",
                     "--tokenizer", str(args.out / "tok"), "--train", *files, "--budget", args.budget,
                     "--out", str(args.out / "pretrain"), f"train.threads={args.threads}", "train.eval_every=0"], env)
     results = read_results(args.out / "pretrain")
-    print(json.dumps({"step": f"pretrain {args.budget} (configs/sst2-budget-pretrain.yaml)", **pre,
+    print(json.dumps({"step": f"pretrain {args.budget} (preset sst2-budget-pretrain)", **pre,
                       "steps": results["steps"], "tokens_per_s": results["tokens_per_s"]}), flush=True)
 
 

@@ -19,7 +19,7 @@ from common import budgetlm_cmd, machine_line, read_results, run
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", default="configs/sst2-budget-pretrain.yaml")
+    ap.add_argument("--config", default="sst2-budget-pretrain")
     ap.add_argument("--budget", default="4m")
     ap.add_argument("--out", default="runs/sweep")
     ap.add_argument("--tokenizer", help="reuse this tokenizer (default: each run trains the same one)")

@@ -12,13 +12,13 @@ figures (elapsed_s, tokens_per_s, train_seconds, ...) are left out.
 missing from the new run, is a mismatch (exit 1). Numbers the new run adds are listed but not failures.
 Runs (one thread each, fixed seeds, small real data written into --work, the recorded tokenizer under --check;
 ~2.5 minutes on an idle machine):
-  sst2-pretrain-fp32      configs/sst2-budget-pretrain.yaml, 50 steps, train.compile=false train.precision=fp32
+  sst2-pretrain-fp32      preset sst2-budget-pretrain, 50 steps, train.compile=false train.precision=fp32
   sst2-pretrain-recipe    the same recipe as-is (compile: true, precision: auto); --runs to skip it
-  sst2-finetune           head fine-tune of sst2-pretrain-fp32 on SST-2 (configs/sst2-finetune.yaml), 40 steps
-  stsb-embedding          embedding fine-tune of sst2-pretrain-fp32 on STS-B (configs/stsb-embedding-finetune.yaml)
-  t5-pretrain             a small encoder-decoder, configs/t5-span-pretrain.yaml, 20 steps
-  t5-text2text            SST-2 text-to-text fine-tune of t5-pretrain (configs/sst2-text2text-finetune.yaml)
-  gpt-char                configs/gpt-char-shakespeare.yaml (decoder, tied embeddings), 30 steps
+  sst2-finetune           head fine-tune of sst2-pretrain-fp32 on SST-2 (preset sst2-finetune), 40 steps
+  stsb-embedding          embedding fine-tune of sst2-pretrain-fp32 on STS-B (preset stsb-embedding-finetune)
+  t5-pretrain             a small encoder-decoder, preset t5-span-pretrain, 20 steps
+  t5-text2text            SST-2 text-to-text fine-tune of t5-pretrain (preset sst2-text2text-finetune)
+  gpt-char                preset gpt-char-shakespeare (decoder, tied embeddings), 30 steps
 Needs the data root ($BUDGETLM_DATA): sst2, stsb, mrpc, wikitext-2-raw, tinyshakespeare.
 """
 
@@ -53,29 +53,29 @@ SMALL_T5 = ["model.d_model=64", "model.n_layers=2", "model.n_heads=2", "model.d_
 # name -> (runs it needs, command-line arguments after `python -m budgetlm`; {work} and {run} are filled in)
 RUNS: dict[str, tuple[list[str], list[str]]] = {
     "sst2-pretrain-fp32": ([], [
-        "pretrain", "--config", "configs/sst2-budget-pretrain.yaml", "--budget", "50steps",
+        "pretrain", "--config", "sst2-budget-pretrain", "--budget", "50steps",
         "--tokenizer", "{work}/tokenizer", "--train", "{work}/train.txt", "--valid", "{work}/valid.txt",
         *COMMON, "train.eval_every=25", "train.compile=false", "train.precision=fp32"]),
     "sst2-pretrain-recipe": ([], [
-        "pretrain", "--config", "configs/sst2-budget-pretrain.yaml", "--budget", "50steps",
+        "pretrain", "--config", "sst2-budget-pretrain", "--budget", "50steps",
         "--tokenizer", "{work}/tokenizer", "--train", "{work}/train.txt", "--valid", "{work}/valid.txt",
         *COMMON, "train.eval_every=25"]),
     "sst2-finetune": (["sst2-pretrain-fp32"], [
-        "finetune", "--model", "{run[sst2-pretrain-fp32]}", "--task", "sst2", "--config", "configs/sst2-finetune.yaml",
+        "finetune", "--model", "{run[sst2-pretrain-fp32]}", "--task", "sst2", "--config", "sst2-finetune",
         "--budget", "40steps", *COMMON, "train.eval_every=20", "data.max_eval_examples=200"]),
     "stsb-embedding": (["sst2-pretrain-fp32"], [
         "finetune", "--model", "{run[sst2-pretrain-fp32]}", "--task", "stsb",
-        "--config", "configs/stsb-embedding-finetune.yaml", "--budget", "30steps", *COMMON, "data.max_eval_examples=200"]),
+        "--config", "stsb-embedding-finetune", "--budget", "30steps", *COMMON, "data.max_eval_examples=200"]),
     "t5-pretrain": ([], [
-        "pretrain", "--config", "configs/t5-span-pretrain.yaml", "--budget", "20steps",
+        "pretrain", "--config", "t5-span-pretrain", "--budget", "20steps",
         "--tokenizer", "{work}/tokenizer", "--train", "{work}/train.txt", "--valid", "{work}/valid.txt",
         *COMMON, *SMALL_T5]),
     "t5-text2text": (["t5-pretrain"], [
         "finetune", "--model", "{run[t5-pretrain]}", "--method", "text2text", "--task", "sst2",
-        "--config", "configs/sst2-text2text-finetune.yaml", "--budget", "20steps", *COMMON, "train.batch_size=16",
+        "--config", "sst2-text2text-finetune", "--budget", "20steps", *COMMON, "train.batch_size=16",
         "train.eval_every=10", "data.max_eval_examples=100"]),
     "gpt-char": ([], [
-        "pretrain", "--config", "configs/gpt-char-shakespeare.yaml", "--budget", "30steps", *COMMON,
+        "pretrain", "--config", "gpt-char-shakespeare", "--budget", "30steps", *COMMON,
         "train.eval_every=15"]),
 }
 

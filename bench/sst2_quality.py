@@ -27,8 +27,8 @@ from common import budgetlm_cmd, format_mean_std, launch, machine_line, mean_std
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="runs/sst2-quality")
-    ap.add_argument("--config", default="configs/sst2-budget-pretrain.yaml", help="pre-training config")
-    ap.add_argument("--finetune-config", default="configs/sst2-finetune.yaml")
+    ap.add_argument("--config", default="sst2-budget-pretrain", help="pre-training preset or YAML file")
+    ap.add_argument("--finetune-config", default="sst2-finetune")
     ap.add_argument("--sst2-repeats", type=int, default=6,
                     help="list the unlabelled SST-2 training sentences this many times beside the English text")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])

@@ -7,9 +7,9 @@ OUT=${1:-runs/t5-sst2}
 mkdir -p "$OUT"
 load() { echo "$1 loadavg: $(cat /proc/loadavg)" | tee -a "$OUT/loadavg.txt"; }
 load "pretrain start"
-python -m budgetlm pretrain --config configs/t5-span-pretrain.yaml --out "$OUT/pretrain" train.threads=1
+python -m budgetlm pretrain --config t5-span-pretrain --out "$OUT/pretrain" train.threads=1
 load "pretrain end / finetune start"
-python -m budgetlm finetune --config configs/sst2-text2text-finetune.yaml --model "$OUT/pretrain" --out "$OUT/sst2-pretrained" train.threads=1
+python -m budgetlm finetune --config sst2-text2text-finetune --model "$OUT/pretrain" --out "$OUT/sst2-pretrained" train.threads=1
 load "finetune end / scratch start"
-python -m budgetlm finetune --config configs/sst2-text2text-finetune.yaml --model "$OUT/pretrain" --scratch --out "$OUT/sst2-scratch" train.threads=1
+python -m budgetlm finetune --config sst2-text2text-finetune --model "$OUT/pretrain" --scratch --out "$OUT/sst2-scratch" train.threads=1
 load "scratch end"

@@ -20,12 +20,12 @@ from pathlib import Path
 
 from common import REPO, budgetlm_cmd, format_mean_std, machine_line, mean_std, read_results, run
 CONFIGS = {
-    "mrpc": "configs/mrpc-finetune.yaml",
-    "wikiann": "configs/wikiann-finetune.yaml",
-    "multitask": "configs/multitask-mrpc-wikiann-finetune.yaml",
-    "stsb": "configs/stsb-embedding-finetune.yaml",
-    "stsb-distill": "configs/stsb-embedding-distill-finetune.yaml",
-    "sst2": "configs/sst2-finetune.yaml",
+    "mrpc": "mrpc-finetune",
+    "wikiann": "wikiann-finetune",
+    "multitask": "multitask-mrpc-wikiann-finetune",
+    "stsb": "stsb-embedding-finetune",
+    "stsb-distill": "stsb-embedding-distill-finetune",
+    "sst2": "sst2-finetune",
 }
 # (results key, what it is) per reported figure
 FIGURES = {
@@ -44,7 +44,7 @@ def run_one(model: str, out: Path, task: str, arm: str, seed: int, extra: list[s
     run_dir = out / f"{task}-{arm}-seed{seed}"
     if (run_dir / "results.json").exists() and (run_dir / "bench.json").exists():
         return json.loads((run_dir / "bench.json").read_text())
-    cmd = budgetlm_cmd("finetune", "--model", model, "--config", str(REPO / CONFIGS[task]), "--out", str(run_dir),
+    cmd = budgetlm_cmd("finetune", "--model", model, "--config", CONFIGS[task], "--out", str(run_dir),
                        f"train.seed={seed}", *extra) + (["--scratch"] if arm == "scratch" else [])
     proc = run(cmd, out / f"{task}-{arm}-seed{seed}.log", cwd=REPO)
     results = read_results(run_dir)

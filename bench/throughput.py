@@ -50,7 +50,7 @@ ARCHS = {
     "bert": dict(norm_position="post", position="learned", activation="gelu", glu=False, bias=True,
                  embedding_norm=True, type_vocab_size=2, norm_eps=1e-12),
     "default": {},  # budgetlm's default ModelConfig (pre-LN)
-    # as budgetlm.export.hf's "modernbert" family: its embedding LayerNorm replaces block 0's attention norm
+    # as budgetlm.exporters.hf's "modernbert" family: its embedding LayerNorm replaces block 0's attention norm
     "modernbert": dict(norm_position="pre", position="rope", glu=True, bias=False, embedding_norm=True,
                        first_block_norm=False, type_vocab_size=0),
 }

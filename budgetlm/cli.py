@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from budgetlm.config import build_config, describe
+from budgetlm.config import build_config, describe, preset_names
 from budgetlm.errors import UserError
 from budgetlm.generate.config import GenerateConfig
 from budgetlm.stages.config import FinetuneConfig, PretrainConfig
@@ -24,7 +24,7 @@ FINETUNE_DESCRIPTION = """Fine-tune on labelled data. The task type is inferred 
 CoNLL token-per-line rows with blank-line sentences -> token classification (NER); a table with two text
 columns (sentence1/sentence2, question/sentence, text_a/text_b, #1 String/#2 String) -> pair classification;
 one text column -> sentence classification; a numeric label column with fractions -> regression.
---task-type and the column flags override. Multi-task: a config with a `tasks:` list (configs/multitask-*.yaml)."""
+--task-type and the column flags override. Multi-task: a config with a `tasks:` list (presets multitask-*, e.g. --config multitask-mrpc-wikiann-finetune)."""
 
 EVALUATE_DESCRIPTION = """Fine-tune the model on each task (or reuse the finished run in --out/<task>/seed<k>) and write
 a GLUE-style table (report.md, report.json) and a bar chart (report.png). Evaluators: see
@@ -38,10 +38,11 @@ def _run_dir_help(stage: str) -> str:
 
 
 def _add_common_train(p: argparse.ArgumentParser, stage: str) -> None:
-    p.add_argument("--config", help="YAML preset (see configs/)")
+    p.add_argument("--config", metavar="PRESET|FILE",
+                   help="a YAML file, or the name of a preset shipped with budgetlm: " + ", ".join(preset_names()))
     p.add_argument("--budget", help="training budget: 90s, 20m, 1h, 3000steps or 2Mtokens (sets train.budget)")
     p.add_argument("--out", default=f"runs/{stage}", help=_run_dir_help(stage))
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last intact checkpoint")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last intact checkpoint (none yet: start it from the beginning)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides, e.g. model.d_model=256")
 
 
@@ -210,7 +211,8 @@ def _fill_mask_args(p: argparse.ArgumentParser) -> None:
 
 # ----------------------------------------------------------------------------------------------- commands
 # Each takes the parsed arguments and, for a command with a config class, the config its flags and overrides
-# built. The stage modules are imported inside, so `budgetlm --help` loads none of them.
+# built, and returns what the Python API hands back. The stage modules are imported inside, so `budgetlm --help`
+# loads none of them.
 
 def _tokenizer(args, cfg) -> None:
     from budgetlm.stages.tokenize import train_tokenizer_stage
@@ -221,7 +223,7 @@ def _tokenizer(args, cfg) -> None:
     train_tokenizer_stage(args.kind, args.vocab_size, args.files, args.out, opts, args.doc_split, args.text_column)
 
 
-def _pretrain(args, cfg: PretrainConfig) -> None:
+def _pretrain(args, cfg: PretrainConfig) -> dict:
     from budgetlm.stages.pretrain import pretrain
     from budgetlm.train import distributed
 
@@ -229,9 +231,10 @@ def _pretrain(args, cfg: PretrainConfig) -> None:
         results = pretrain(cfg, args.out, resume=args.resume)
         if distributed.is_main():
             _print_results("pre-training", results, args.out)
+    return results
 
 
-def _finetune(args, cfg: FinetuneConfig) -> None:
+def _finetune(args, cfg: FinetuneConfig) -> dict:
     from budgetlm.stages.finetune import finetune
     from budgetlm.train import distributed
 
@@ -240,6 +243,7 @@ def _finetune(args, cfg: FinetuneConfig) -> None:
                            trust_pickle=args.trust_pickle)
         if distributed.is_main():
             _print_results("fine-tuning", results, args.out)
+    return results
 
 
 def _pmi_vocab(args, cfg) -> None:
@@ -260,7 +264,7 @@ def _tag(args, cfg) -> None:
         print("no entities found", file=sys.stderr)
 
 
-def _evaluate(args, cfg) -> None:
+def _evaluate(args, cfg) -> dict:
     from budgetlm.stages.evaluate import evaluate, parse_budgets
 
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
@@ -269,6 +273,7 @@ def _evaluate(args, cfg) -> None:
                       trust_pickle=args.trust_pickle)
     print(report.markdown())
     print(f"\nreport: {args.out}/report.md, {args.out}/report.json, {args.out}/report.png")
+    return report.to_dict()
 
 
 def _check_batch_size(args) -> None:
@@ -306,9 +311,9 @@ def _probe(args, cfg) -> None:
     print(json.dumps(results, indent=2))
 
 
-def _export(args, cfg) -> None:
-    from budgetlm.export.writers import export_hf
-    from budgetlm.export.hf_families import EXPORT_NOTE
+def _export(args, cfg) -> Path:
+    from budgetlm.exporters.writers import export_hf
+    from budgetlm.exporters.hf_families import EXPORT_NOTE
 
     out = export_hf(args.run_dir, args.out, trust_pickle=args.trust_pickle)
     if json.loads((out / EXPORT_NOTE).read_text())["kind"] == "embedder":
@@ -316,6 +321,7 @@ def _export(args, cfg) -> None:
               "with transformers.AutoModel)")
     else:
         print(f"exported to {out} (load with transformers.AutoModel*.from_pretrained)")
+    return out
 
 
 def _generate(args, cfg) -> None:
@@ -340,7 +346,7 @@ def _fill_mask(args, cfg) -> None:
 class Command:
     """One `budgetlm <name>`: what runs, the config its flags build (None: it takes plain arguments), its help."""
 
-    run: Callable[[argparse.Namespace, object], None]
+    run: Callable[[argparse.Namespace, object], object]  # returns what the Python API hands back (or None)
     config: type | None
     help: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
@@ -412,24 +418,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _overrides(args, mapping: dict[str, str]) -> list[str]:
+def _overrides(values: dict, mapping: dict[str, str]) -> list[str]:
     out = []
     for attr, key in mapping.items():
-        value = getattr(args, attr, None)
+        value = values.get(attr)
         if value is None:
             continue
         if isinstance(value, list):
             value = json.dumps(value)
         out.append(f"{key}={value}")
-    return out + list(args.overrides)
+    return out + list(values.get("overrides") or [])
+
+
+def command_config(name: str, values: dict):
+    """The typed config `budgetlm <name>` runs with, from its flag values (argparse dests -> values: 'config',
+    'budget', 'train', ..., 'overrides'): defaults < --config preset < flags < key=value overrides. The Python API
+    (budgetlm/api.py) builds its configs here too, so the two cannot drift apart."""
+    command = COMMANDS[name]
+    return build_config(command.config, values.get("config"), _overrides(values, command.flags))
+
+
+def execute(name: str, values: dict):
+    """Run `budgetlm <name>` with these flag values; returns what the command returns (results, report, export
+    directory, or None). User errors are raised as UserError: `main` turns them into one `error:` line."""
+    command = COMMANDS[name]
+    cfg = command_config(name, values) if command.config is not None else None
+    return command.run(argparse.Namespace(**values), cfg)
 
 
 def run(args) -> int:
-    command = COMMANDS[args.command]
-    cfg = None
-    if command.config is not None:  # flags first, then key=value overrides, over the --config preset
-        cfg = build_config(command.config, args.config, _overrides(args, command.flags))
-    command.run(args, cfg)
+    values = dict(vars(args))
+    execute(values.pop("command"), values)
     return 0
 
 

@@ -1,4 +1,5 @@
-"""The config loader: YAML preset -> dotted overrides -> typed, validated config; and `--help` rendering.
+"""The config loader: YAML preset -> dotted overrides -> typed, validated config; the shipped presets
+(budgetlm/presets/); and `--help` rendering.
 
 The schemas live beside the code they configure (models/config.py, objectives/config.py, data/config.py,
 train/config.py, tasks/config.py, stages/config.py); this module knows none of them. Each field carries its help
@@ -10,6 +11,7 @@ compiler, memory) is not checked here: budgetlm/runtime.py resolves it when a st
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import math
 import typing
 from pathlib import Path
@@ -133,18 +135,60 @@ def load_yaml(path: str | Path) -> dict:
     return data
 
 
-def preset_path(name: str) -> str:
-    """A preset shipped in the repository's configs/ folder (e.g. 'configs/mrpc-finetune.yaml')."""
-    p = Path(__file__).resolve().parents[1] / name
-    if not p.is_file():
-        raise UserError("preset config not found (run from the repository)", path=str(p))
-    return str(p)
+# ----------------------------------------------------------------------------------------------- presets
+# The YAML presets behind the published figures ship inside the package (budgetlm/presets/), so an installed
+# wheel finds them wherever it runs; they are read through importlib.resources, never relative to a checkout.
+
+PRESET_SUFFIX = ".yaml"
+OLD_PRESET_PREFIX = "configs/"  # where the presets lived before issue 23; still accepted
 
 
-def build_config(cls, config_file: str | None = None, overrides: list[str] | None = None, base: dict | None = None):
+def presets_dir() -> Path:
+    """The folder of presets shipped with the package (the package is installed as files, not zipped)."""
+    return Path(str(importlib.resources.files("budgetlm") / "presets"))
+
+
+def preset_names() -> list[str]:
+    """The shipped presets by name: 'sst2-finetune', 'gpt-char-shakespeare', ..."""
+    return sorted(p.name[: -len(PRESET_SUFFIX)] for p in presets_dir().glob(f"*{PRESET_SUFFIX}"))
+
+
+def _preset_stem(name: str) -> str:
+    """'sst2-finetune', 'sst2-finetune.yaml' and 'configs/sst2-finetune.yaml' all name the same preset."""
+    stem = name.strip()
+    if stem.startswith(OLD_PRESET_PREFIX):
+        stem = stem[len(OLD_PRESET_PREFIX):]
+    return stem[: -len(PRESET_SUFFIX)] if stem.endswith(PRESET_SUFFIX) else stem
+
+
+def preset_path(name: str) -> Path:
+    """The file of a shipped preset, named 'sst2-finetune', 'sst2-finetune.yaml' or 'configs/sst2-finetune.yaml'."""
+    stem = _preset_stem(name)
+    names = preset_names()
+    if stem not in names:
+        raise UserError(f"no preset named {name!r}; the presets are: {', '.join(names)}")
+    return presets_dir() / f"{stem}{PRESET_SUFFIX}"
+
+
+def config_path(name: str | Path) -> Path:
+    """What `--config` names: a YAML file that exists, else a shipped preset of that name."""
+    p = Path(name)
+    if p.exists():
+        return p
+    stem = _preset_stem(str(name))
+    if "/" not in stem and stem in preset_names():
+        return preset_path(stem)
+    if "/" not in stem:  # it looks like a preset name: say which there are
+        raise UserError(f"config file not found, and no preset of that name; the presets are: {', '.join(preset_names())}",
+                        path=str(p))
+    raise UserError("config file not found", path=str(p))
+
+
+def build_config(cls, config_file: str | Path | None = None, overrides: list[str] | None = None, base: dict | None = None):
+    """defaults (or `base`) < the YAML file or shipped preset `config_file` < dotted `overrides`; validated."""
     data = dict(base or {})
     if config_file:
-        data = _deep_merge(data, load_yaml(config_file))
+        data = _deep_merge(data, load_yaml(config_path(config_file)))
     data = apply_overrides(data, list(overrides or []))
     cfg = from_dict(cls, data)
     cfg.validate()

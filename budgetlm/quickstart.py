@@ -19,7 +19,7 @@ from budgetlm.data.root import data_root, english_pretraining_files
 from budgetlm.stages.config import PretrainConfig
 from budgetlm.train.checkpoint import list_checkpoints
 
-PRETRAIN_CONFIG = "configs/sst2-budget-pretrain.yaml"
+PRETRAIN_CONFIG = "sst2-budget-pretrain"
 QUICK_TASKS = ["sst2", "mrpc", "wikiann"]
 QUICK_EVAL_EXAMPLES = 2000  # WikiANN's 10,000-sentence dev and test sets: the first 2,000 keep the quickstart quick
 
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args) -> int:
-    from budgetlm.export.writers import export_hf
+    from budgetlm.exporters.writers import export_hf
     from budgetlm.stages.evaluate import evaluate
     from budgetlm.stages.pretrain import pretrain
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from pathlib import Path
 
 import pytest
@@ -190,8 +191,24 @@ def test_existing_out_without_resume(pipeline, capsys):
     assert (pipeline / "pre" / "results.json").read_bytes() == before
 
 
-def test_resume_with_nothing_to_resume(pipeline, tmp_path, capsys):
-    assert_user_error(capsys, [*pretrain_argv(pipeline, tmp_path / "fresh"), "--resume"], "nothing to resume")
+def test_resume_with_no_checkpoint_starts_and_finishes(pipeline, tmp_path, capsys):
+    """Issue 23: --resume on a run killed before its first checkpoint starts it from the beginning and says so."""
+    run = tmp_path / "killed-early"
+    run.mkdir()
+    (run / "tokenizer.json").write_text("{}")  # what a run killed before its first checkpoint may leave behind
+    code, out, err = run_cli(capsys, *pretrain_argv(pipeline, run), "--resume")
+    assert code == 0, err
+    assert f"--resume: {run} has no checkpoint yet; starting the run from the beginning" in err
+    assert json.loads((run / "results.json").read_text())["steps"] == 2
+    assert "resumed from step" not in err and (run / "model" / "model.safetensors").exists()
+
+
+def test_resume_refuses_a_finished_run_without_checkpoints(pipeline, tmp_path, capsys):
+    run = tmp_path / "finished"
+    shutil.copytree(pipeline / "pre", run, ignore=shutil.ignore_patterns("checkpoints"))
+    before = (run / "results.json").read_bytes()
+    assert_user_error(capsys, [*pretrain_argv(pipeline, run), "--resume"], "holds a finished run", "choose another --out")
+    assert (run / "results.json").read_bytes() == before
 
 
 def test_valid_file_shorter_than_one_block(pipeline, tmp_path, capsys):

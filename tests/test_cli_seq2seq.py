@@ -14,7 +14,6 @@ from budgetlm.models import build_mlm_model
 from budgetlm.models.io import model_meta, save_model
 from test_cli import TINY_TRAIN, assert_user_error, labelled_rows, run_cli, write_tsv
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 TINY_ENC_DEC = ["model.d_model=32", "model.n_layers=2", "model.n_heads=2", "model.d_ff=64", "model.max_seq_len=32",
                 "model.dropout=0.0"]
 
@@ -33,7 +32,7 @@ def runs(tmp_path_factory, write_text_files):
         mp.setenv("BUDGETLM_CACHE", str(d / "cache"))
         assert main(["tokenizer", "--vocab-size", "100", "--out", str(d / "tok"), str(d / "train.txt")]) == 0
         for preset in ("t5-span-pretrain", "bart-infill-pretrain"):
-            assert main(["pretrain", "--config", str(CONFIGS / f"{preset}.yaml"), "--tokenizer", str(d / "tok"),
+            assert main(["pretrain", "--config", preset, "--tokenizer", str(d / "tok"),
                          "--train", str(d / "train.txt"), "--valid", str(d / "valid.txt"), "--budget", "3steps",
                          "--out", str(d / preset), *TINY_ENC_DEC, *TINY_TRAIN]) == 0
     return d

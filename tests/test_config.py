@@ -1,5 +1,5 @@
 """Typed configs: unknown keys, wrong types and bad values are UserErrors with a helpful message;
-dotted overrides merge onto YAML presets; every preset in configs/ validates."""
+dotted overrides merge onto YAML presets; every preset shipped in budgetlm/presets/ validates and is found by name."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from budgetlm.config import apply_overrides, build_config, describe
+from budgetlm.config import apply_overrides, build_config, config_path, describe, preset_names, preset_path, presets_dir
 from budgetlm.errors import UserError
 from budgetlm.models.config import ModelConfig
 from budgetlm.stages.config import FinetuneConfig, PretrainConfig
 from budgetlm.train.config import Budget, TrainConfig, parse_budget
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+REPO = Path(__file__).resolve().parents[1]
 
 
 # ------------------------------------------------------------------------------------------------ budgets
@@ -235,11 +235,38 @@ def test_describe_has_a_help_line_for_every_field():
 
 # ------------------------------------------------------------------------------------------------ presets
 
-PRESETS = sorted(CONFIGS.glob("*.yaml"))
+PRESETS = sorted(presets_dir().glob("*.yaml"))
 
 
 def test_there_are_presets():
-    assert PRESETS, f"no YAML presets in {CONFIGS}"
+    assert PRESETS, f"no YAML presets in {presets_dir()}"
+    assert presets_dir() == REPO / "budgetlm" / "presets"  # inside the package, so a wheel carries them
+
+
+def test_presets_live_only_inside_the_package():
+    """Issue 23: a root configs/ folder is not in the wheel; the presets must not drift back there."""
+    assert not (REPO / "configs").exists(), "presets live in budgetlm/presets/, not in a root configs/ folder"
+
+
+@pytest.mark.parametrize("spelling", ["sst2-finetune", "sst2-finetune.yaml", "configs/sst2-finetune.yaml"])
+def test_a_preset_is_named_by_its_name_its_file_or_its_old_path(spelling):
+    assert preset_path(spelling) == presets_dir() / "sst2-finetune.yaml"
+    assert config_path(spelling) == presets_dir() / "sst2-finetune.yaml"
+    assert "sst2-finetune" in preset_names() and len(preset_names()) == len(PRESETS)
+
+
+def test_an_unknown_preset_lists_the_presets():
+    with pytest.raises(UserError, match="no preset named 'sst2-finetun'; the presets are: .*sst2-finetune"):
+        preset_path("sst2-finetun")
+    with pytest.raises(UserError, match="sst2-finetun: config file not found, and no preset of that name; the presets are"):
+        build_config(FinetuneConfig, "sst2-finetun")
+
+
+def test_a_file_wins_over_a_preset_of_the_same_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sst2-finetune").write_text("train:\n  lr: 0.125\n")
+    assert build_config(FinetuneConfig, "sst2-finetune").train.lr == 0.125
+    assert build_config(FinetuneConfig, "mrpc-finetune").train.lr == build_config(FinetuneConfig, str(preset_path("mrpc-finetune"))).train.lr
 
 
 @pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.name)

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
-import budgetlm
 from budgetlm.atomic import fsync_dir, replace_dir
 from budgetlm.config import from_dict
 from budgetlm.errors import UserError
@@ -24,6 +23,7 @@ from budgetlm.models.encoder_decoder import EncoderDecoderModel
 from budgetlm.models.kinds import build_kind
 from budgetlm.models.model import Model
 from budgetlm.runtime import check_fits_in_memory
+from budgetlm.version import __version__
 
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
@@ -35,7 +35,7 @@ def model_meta(model: Model | EncoderDecoderModel, kind: str, **extra) -> dict:
     meta = {
         "format": "budgetlm",
         "format_version": FORMAT_VERSION,
-        "budgetlm_version": budgetlm.__version__,
+        "budgetlm_version": __version__,
         "kind": kind,
         "model": dataclasses.asdict(model.cfg),
     }

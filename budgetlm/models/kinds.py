@@ -30,7 +30,7 @@ CONFIG = "config.json"  # named in messages; models/io.py writes it
 class Kind:
     family: str  # the backbone: "encoder", "decoder", "encoder_decoder", or "any" (model.family says)
     build: Callable[[ModelConfig, dict], nn.Module]  # (resolved ModelConfig, config.json's mapping) -> the model
-    export: str | None  # export/writers.py's EXPORTERS key: "transformers", "sentence-transformers", "bart"
+    export: str | None  # exporters/writers.py's EXPORTERS key: "transformers", "sentence-transformers", "bart"
     doc: str
 
 
@@ -68,7 +68,7 @@ def _embedder(cfg: ModelConfig, meta: dict) -> Model:
     return Model(cfg, {"embed": head})
 
 
-KINDS: dict[str, Kind] = {  # the order export/hf_families.py lists the transformers kinds in
+KINDS: dict[str, Kind] = {  # the order exporters/hf_families.py lists the transformers kinds in
     "mlm": Kind("encoder", lambda cfg, meta: Model(cfg, {"mlm": MaskedLMHead(cfg)}), "transformers",
                 "an encoder with its masked-LM head (pre-training)"),
     "classifier": Kind("any", _finetuned, "transformers", "fine-tuned sequence classification head(s)"),

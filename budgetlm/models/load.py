@@ -1,8 +1,8 @@
 """The one way to load a model: `load(path)` -> (model, meta, tokenizer.json path) from a run directory, a budgetlm
 model directory or a transformers / sentence-transformers export. Every stage, the export and the tests call it.
 
-budgetlm's own directories are read by models/io.py; a transformers directory is imported by export/hf_import.py
-(`import_hf`, imported when needed so that models/ does not depend on export/ at import time).
+budgetlm's own directories are read by models/io.py; a transformers directory is imported by exporters/hf_import.py
+(`import_hf`, imported when needed so that models/ does not depend on exporters/ at import time).
 Weights are read from safetensors files; a pickled pytorch_model.bin only with `trust_pickle`.
 """
 
@@ -30,7 +30,7 @@ def load(path: str | Path, trust_pickle: bool = False):
         model, meta = load_model(model_dir)
         return model, meta, model_dir / TOKENIZER
     if (p / CONFIG).is_file():
-        from budgetlm.export.hf_import import import_hf
+        from budgetlm.exporters.hf_import import import_hf
 
         return import_hf(p, trust_pickle)
     raise UserError("not a budgetlm run or model directory, nor a transformers export", path=str(p))

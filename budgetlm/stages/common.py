@@ -11,9 +11,10 @@ from budgetlm.data.readers import check_input_file
 from budgetlm.errors import UserError
 
 
-def prepare_run_dir(run_dir: Path, resume: bool, inputs: list[str] = ()) -> None:
-    """Fail before any heavy work: missing inputs, a run that would be overwritten, an unwritable --out."""
-    from budgetlm.train.loop import existing_run_problem  # here, so that importing this module needs no torch
+def prepare_run_dir(run_dir: Path, resume: bool, inputs: list[str] = ()) -> bool:
+    """Fail before any heavy work: missing inputs, a run that would be overwritten, an unwritable --out.
+    Returns whether the run continues from a checkpoint (--resume with none yet starts from the beginning)."""
+    from budgetlm.train.loop import existing_run_problem, starts_from_checkpoint  # here: importing this needs no torch
 
     for f in inputs:
         if Path(f).is_dir() and (Path(f) / "tokenizer.json").exists():
@@ -23,6 +24,7 @@ def prepare_run_dir(run_dir: Path, resume: bool, inputs: list[str] = ()) -> None
     if problem:
         raise UserError(problem)
     make_output_dir(run_dir)
+    return starts_from_checkpoint(run_dir, resume)
 
 
 def make_output_dir(out: Path) -> None:

@@ -1,7 +1,7 @@
 """`budgetlm evaluate MODEL --tasks sst2,mrpc,wikiann`: fine-tune/evaluate per task, then one GLUE-style report.
 
 Each task name maps to an *evaluator* in `EVALUATORS`: a callable `(EvalContext) -> Score`. Fine-tuning tasks
-use `FinetuneEvaluator` with the task's preset in configs/ (stsb too: its preset trains sentence embeddings and
+use `FinetuneEvaluator` with the task's preset in budgetlm/presets/ (stsb too: its preset trains sentence embeddings and
 scores the Spearman correlation of their cosines); another kind of evaluation adds its own entry:
 
     from budgetlm.stages.evaluate import EVALUATORS, Score
@@ -58,7 +58,7 @@ Evaluator = Callable[[EvalContext], Score]
 
 @dataclass
 class FinetuneEvaluator:
-    """Fine-tune with a preset (configs/...) once per seed; report results[metric] averaged over seeds."""
+    """Fine-tune with a shipped preset (budgetlm/presets/) once per seed; report results[metric] averaged over seeds."""
 
     task: str
     preset: str
@@ -137,12 +137,12 @@ class ProbeEvaluator:
 
 
 EVALUATORS: dict[str, Evaluator] = {
-    "sst2": FinetuneEvaluator("sst2", "configs/sst2-finetune.yaml", "accuracy", "dev accuracy"),
-    "agnews": FinetuneEvaluator("agnews", "configs/agnews-finetune.yaml", "accuracy", "test accuracy", {"macro_f1": "macro-F1"}),
-    "mrpc": FinetuneEvaluator("mrpc", "configs/mrpc-finetune.yaml", "test_accuracy", "test accuracy", {"test_f1": "F1"}),
-    "wikiann": FinetuneEvaluator("wikiann", "configs/wikiann-finetune.yaml", "test_f1", "test entity F1"),
-    "wnut17": FinetuneEvaluator("wnut17", "configs/wnut17-finetune.yaml", "test_f1", "test entity F1"),
-    "stsb": FinetuneEvaluator("stsb", "configs/stsb-embedding-finetune.yaml", "test_spearman", "test Spearman",
+    "sst2": FinetuneEvaluator("sst2", "sst2-finetune", "accuracy", "dev accuracy"),
+    "agnews": FinetuneEvaluator("agnews", "agnews-finetune", "accuracy", "test accuracy", {"macro_f1": "macro-F1"}),
+    "mrpc": FinetuneEvaluator("mrpc", "mrpc-finetune", "test_accuracy", "test accuracy", {"test_f1": "F1"}),
+    "wikiann": FinetuneEvaluator("wikiann", "wikiann-finetune", "test_f1", "test entity F1"),
+    "wnut17": FinetuneEvaluator("wnut17", "wnut17-finetune", "test_f1", "test entity F1"),
+    "stsb": FinetuneEvaluator("stsb", "stsb-embedding-finetune", "test_spearman", "test Spearman",
                               {"spearman": "dev Spearman"}, scale=100.0),
     "mrpc-probe": ProbeEvaluator("mrpc"),
 }

@@ -80,13 +80,12 @@ def continue_head(head: EmbeddingHead, pretrained: Model) -> str:
     return f"embedding head: continuing from the model's projection ({head.pooling} pooling -> {head.proj.out_features})"
 
 
-def _read_inputs(cfg: FinetuneConfig, run_dir: Path, resume: bool):
+def _read_inputs(cfg: FinetuneConfig):
     """(training sources, valid pairs, test pairs or None, distillation-only sentences, (train, valid, test) files).
     Everything is read before any model is loaded: bad input fails in a second."""
     emb = cfg.embedding
     train_file, valid_file, test_file = resolve_embedding_files(cfg)
     pair_files, distill_files = _named(emb.pairs), _named(emb.distill_files)
-    prepare_run_dir(run_dir, resume, inputs=embedding_input_files(cfg))
     sources = [read_pair_file(f, emb.min_score) for f in [train_file, *pair_files]]
     valid, test = read_scored_pairs(valid_file), (read_scored_pairs(test_file) if test_file else None)
     extra = [t.strip() for f in distill_files for t in read_texts(f, "line", cfg.data.text_column, ReadStats()) if t.strip()]
@@ -128,7 +127,8 @@ def finetune_embedding(cfg: FinetuneConfig, start: Start, run_dir: Path, resume:
     emb = cfg.embedding
     if cfg.train.threads:  # before the teacher runs, not only in the loop
         torch.set_num_threads(cfg.train.threads)
-    sources, valid, test, extra, (train_file, valid_file, test_file) = _read_inputs(cfg, run_dir, resume)
+    resume = prepare_run_dir(run_dir, resume, inputs=embedding_input_files(cfg))
+    sources, valid, test, extra, (train_file, valid_file, test_file) = _read_inputs(cfg)
     pretrained, tok_file = _load_encoder(start)
     model_cfg = cfg.backbone(pretrained.cfg)
     del pretrained

@@ -104,7 +104,7 @@ def finetune_head(cfg: FinetuneConfig, start: Start, run_dir: Path, resume: bool
         if TASK_TYPES[spec.task_type].method:
             raise UserError(f"task {spec.name} is a(n) {spec.task_type} task, trained on its own (--task-type "
                             f"{spec.task_type}), not with a classification or tagging head")
-    prepare_run_dir(run_dir, resume, inputs=[f for s in specs for f in s.files()])
+    resume = prepare_run_dir(run_dir, resume, inputs=[f for s in specs for f in s.files()])
     check_family("head", FAMILIES, start)
     pretrained, _, tok_file = start.load()
     for spec in specs:

@@ -130,7 +130,7 @@ def pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False) -> 
     train_files, valid_file = resolve_files(cfg)
     given = [valid_file] if valid_file else []
     extra_inputs = [f for f in (cfg.data.tokenizer, cfg.objective.pmi_vocab) if f]
-    prepare_run_dir(run_dir, resume, inputs=train_files + given + extra_inputs)
+    resume = prepare_run_dir(run_dir, resume, inputs=train_files + given + extra_inputs)
     tok, tok_file = _run_tokenizer(cfg, train_files, run_dir, resume)
     train_cache, train_set, valid_set = _block_sets(cfg, train_files, valid_file, tok_file)
     valid_name = valid_file or f"last {cfg.data.valid_fraction:g} of the training tokens"

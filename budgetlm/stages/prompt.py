@@ -31,11 +31,11 @@ def finetune_prompt(cfg: FinetuneConfig, start: Start, run_dir: Path, resume: bo
     """Zero-/few-shot classification with a decoder: score each label's verbaliser; nothing is trained."""
     check_family("prompt", FAMILIES, start)
     files = single_task_files(cfg, "prompt")
+    if resume or scratch:
+        raise UserError("--method prompt trains nothing: --resume and --scratch do not apply")
     prepare_run_dir(run_dir, resume, inputs=list(files[:2]))
     model, _, tok_file = start.load()
     model_path = start.path
-    if resume or scratch:
-        raise UserError("--method prompt trains nothing: --resume and --scratch do not apply")
     train_file, valid_file, text_col, label_col, header = files
     train_ex = read_examples(train_file, text_col, label_col, header)
     valid_ex = read_examples(valid_file, text_col, label_col, header)

@@ -35,7 +35,7 @@ def text2text_input_files(cfg: FinetuneConfig) -> list[str]:
 def finetune_text2text(cfg: FinetuneConfig, start: Start, run_dir: Path, resume: bool, scratch: bool) -> dict:
     check_family("text2text", FAMILIES, start)
     train_file, valid_file, text_col, label_col, header = single_task_files(cfg, "text2text")
-    prepare_run_dir(run_dir, resume, inputs=[train_file, valid_file])
+    resume = prepare_run_dir(run_dir, resume, inputs=[train_file, valid_file])
     pretrained, _, tok_file = start.load()
     if header is None:
         text_col, label_col = default_columns(train_file, text_col, label_col)

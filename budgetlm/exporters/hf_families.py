@@ -1,5 +1,5 @@
 """The transformers families budgetlm maps onto: which options each needs, its transformers config, and the
-weight `Rule`s that translate state dicts in both directions (used by export/hf.py and export/hf_import.py).
+weight `Rule`s that translate state dicts in both directions (used by exporters/hf.py and exporters/hf_import.py).
 
     bert                  post-LN, learned positions, plain MLP, biases          BertFor{MaskedLM,SequenceClassification}
     roberta-prelayernorm  pre-LN, learned positions, plain MLP, biases           RobertaPreLayerNormFor...
@@ -22,7 +22,7 @@ from budgetlm.tokenizer import CLS, SEP
 
 EXPORT_NOTE = "budgetlm_export.json"
 # the model kinds that map onto a transformers class of a family here; "embedder" goes to sentence-transformers
-# (export/sentence_transformers.py), "seq2seq" to BART (export/hf_seq2seq.py)
+# (exporters/sentence_transformers.py), "seq2seq" to BART (exporters/hf_seq2seq.py)
 KINDS = tuple(name for name, kind in MODEL_KINDS.items() if kind.export == "transformers")
 
 # our activation name <-> transformers ACT2FN name, from the one activation table (models/layers.py)

@@ -11,17 +11,17 @@ import json
 import shutil
 from pathlib import Path
 
-import budgetlm
 from budgetlm.atomic import replace_dir
 from budgetlm.errors import UserError
-from budgetlm.export import hf_seq2seq
-from budgetlm.export.hf import save_hf_dir, to_hf
-from budgetlm.export.hf_families import EXPORT_NOTE, head_of, select_family
-from budgetlm.export.sentence_transformers import save_sentence_transformer
+from budgetlm.exporters import hf_seq2seq
+from budgetlm.exporters.hf import save_hf_dir, to_hf
+from budgetlm.exporters.hf_families import EXPORT_NOTE, head_of, select_family
+from budgetlm.exporters.sentence_transformers import save_sentence_transformer
 from budgetlm.models import Model
 from budgetlm.models.io import CONFIG, TOKENIZER, resolve_model_dir
 from budgetlm.models.kinds import KINDS as MODEL_KINDS
 from budgetlm.models.load import load
+from budgetlm.version import __version__
 
 
 def export_hf(model_dir: str | Path, out_dir: str | Path, verify: bool = True, trust_pickle: bool = False) -> Path:
@@ -55,7 +55,7 @@ def export_hf(model_dir: str | Path, out_dir: str | Path, verify: bool = True, t
     note = {
         "source": str(src.resolve()),
         "source_budgetlm_version": meta.get("budgetlm_version"),
-        "budgetlm_version": budgetlm.__version__,
+        "budgetlm_version": __version__,
         "family": family_name,
         "architecture": architecture,
         "kind": meta["kind"],
@@ -71,7 +71,7 @@ def _export_sentence_transformers(model: Model, meta: dict, tok_file: Path, out:
 
 
 def _export_bart(model, meta: dict, tok_file: Path, out: Path, verify: bool) -> tuple[str, str]:
-    """Encoder-decoders map onto BART / mBART (export/hf_seq2seq.py)."""
+    """Encoder-decoders map onto BART / mBART (exporters/hf_seq2seq.py)."""
     hf = hf_seq2seq.to_hf(model, verify=verify)
     save_hf_dir(hf, tok_file, out, model.cfg.max_seq_len, token_types=False)
     return hf_seq2seq.select_family(model.cfg).name, type(hf).__name__

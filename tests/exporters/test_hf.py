@@ -9,10 +9,10 @@ import torch
 from tokenizers import Tokenizer
 
 from budgetlm.errors import UserError
-from budgetlm.export.hf import to_hf, verify_parity
-from budgetlm.export.hf_families import EXPORT_NOTE
-from budgetlm.export.hf_import import from_hf
-from budgetlm.export.writers import export_hf
+from budgetlm.exporters.hf import to_hf, verify_parity
+from budgetlm.exporters.hf_families import EXPORT_NOTE
+from budgetlm.exporters.hf_import import from_hf
+from budgetlm.exporters.writers import export_hf
 from budgetlm.models.load import load as load_any
 from budgetlm.models import Model, SequenceClassificationHead, build_mlm_model
 from budgetlm.models.config import HeadConfig, ModelConfig

@@ -3,7 +3,7 @@ writers.py picks the writer for a model kind and writes the directory atomically
 
 No custom code on either side: an export loads offline with `AutoModelForMaskedLM` /
 `AutoModelForSequenceClassification` / `AutoModelForCausalLM` / `AutoModelForSeq2SeqLM` and `AutoTokenizer`.
-Encoder-decoders export to BART / mBART (export/hf_seq2seq.py; export only). Each architecture maps onto one *family*:
+Encoder-decoders export to BART / mBART (exporters/hf_seq2seq.py; export only). Each architecture maps onto one *family*:
 
     bert                  post-LN, learned positions, plain MLP, biases    BertFor{MaskedLM,SequenceClassification}
     roberta-prelayernorm  pre-LN, learned positions, plain MLP, biases     RobertaPreLayerNormFor...
@@ -11,7 +11,7 @@ Encoder-decoders export to BART / mBART (export/hf_seq2seq.py; export only). Eac
     gpt2                  decoder: learned positions, LayerNorm, biases    GPT2LMHeadModel
     llama                 decoder: RoPE, RMSNorm, SwiGLU, no biases        LlamaForCausalLM
 
-`FAMILIES` (export/hf_families.py) is the registry: per family, the ModelConfig/HeadConfig values it needs, the transformers config it
+`FAMILIES` (exporters/hf_families.py) is the registry: per family, the ModelConfig/HeadConfig values it needs, the transformers config it
 builds (and reads back), and a list of weight `Rule`s. The same rules drive both directions, so export and
 import cannot drift apart. `to_hf` checks its result on a probe batch, because a wrong mapping gives a model
 that loads fine and predicts garbage.
@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from budgetlm.errors import UserError
-from budgetlm.export.hf_families import Family, head_of, select_family
+from budgetlm.exporters.hf_families import Family, head_of, select_family
 from budgetlm.models import Model
 from budgetlm.tokenizer import CLS, MASK, SEP, save_for_transformers
 

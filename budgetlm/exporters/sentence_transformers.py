@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 
 from budgetlm.errors import UserError
-from budgetlm.export.hf import save_hf_dir, to_hf
-from budgetlm.export.hf_families import select_family
+from budgetlm.exporters.hf import save_hf_dir, to_hf
+from budgetlm.exporters.hf_families import select_family
 from budgetlm.models import Model
 from budgetlm.models.heads import EMBEDDING_ACTIVATIONS
 

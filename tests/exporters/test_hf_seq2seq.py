@@ -10,10 +10,10 @@ import torch
 from tokenizers import Tokenizer
 
 from budgetlm.errors import UserError
-from budgetlm.export.hf_families import EXPORT_NOTE
-from budgetlm.export.hf_import import from_hf
-from budgetlm.export.writers import export_hf
-from budgetlm.export.hf_seq2seq import to_hf, verify_parity
+from budgetlm.exporters.hf_families import EXPORT_NOTE
+from budgetlm.exporters.hf_import import from_hf
+from budgetlm.exporters.writers import export_hf
+from budgetlm.exporters.hf_seq2seq import to_hf, verify_parity
 from budgetlm.models import build_seq2seq_model
 from budgetlm.models.config import ModelConfig
 from budgetlm.models.io import model_meta, save_model

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from budgetlm.errors import UserError
-from budgetlm.export.hf_families import ACT_TO_HF, Rule, _unmet
+from budgetlm.exporters.hf_families import ACT_TO_HF, Rule, _unmet
 from budgetlm.models.config import ModelConfig
 from budgetlm.models.encoder_decoder import EncoderDecoderModel
 from budgetlm.generate.seq2seq import DECODER_START, EOS

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from budgetlm.errors import UserError
-from budgetlm.export.hf_import import from_hf
-from budgetlm.export.writers import export_hf
+from budgetlm.exporters.hf_import import from_hf
+from budgetlm.exporters.writers import export_hf
 from budgetlm.models.load import load as load_any
 from budgetlm.generate import generate
 from budgetlm.models import build_lm_model

@@ -1,6 +1,6 @@
 """Hugging Face `transformers` import: a transformers (or sentence-transformers) directory -> a budgetlm model.
 
-The same `FAMILIES` rules as the export (export/hf_families.py) drive it, so the two directions cannot drift apart.
+The same `FAMILIES` rules as the export (exporters/hf_families.py) drive it, so the two directions cannot drift apart.
 Weights are read with safetensors only; a `pytorch_model.bin` is refused unless the caller passes `trust_pickle`
 (the CLI's --trust-pickle), and even then only tensors are unpickled (`torch.load(weights_only=True)`).
 models/load.py `load` calls `import_hf` for such directories.
@@ -20,8 +20,8 @@ from budgetlm.atomic import replacing
 from budgetlm.config import from_dict
 from budgetlm.data.cache import default_cache_dir
 from budgetlm.errors import UserError
-from budgetlm.export.hf_families import FAMILIES, Family
-from budgetlm.export.sentence_transformers import read_pipeline
+from budgetlm.exporters.hf_families import FAMILIES, Family
+from budgetlm.exporters.sentence_transformers import read_pipeline
 from budgetlm.models import Model
 from budgetlm.models.config import HeadConfig, ModelConfig
 from budgetlm.models.io import CONFIG, TOKENIZER, WEIGHTS, build_from_meta, model_meta

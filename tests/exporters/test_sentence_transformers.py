@@ -8,9 +8,9 @@ import torch
 from tokenizers import Tokenizer
 
 from budgetlm.errors import UserError
-from budgetlm.export import sentence_transformers as st_export
-from budgetlm.export.hf_families import EXPORT_NOTE
-from budgetlm.export.writers import export_hf
+from budgetlm.exporters import sentence_transformers as st_export
+from budgetlm.exporters.hf_families import EXPORT_NOTE
+from budgetlm.exporters.writers import export_hf
 from budgetlm.models.load import load as load_any
 from budgetlm.models import EmbeddingHead, Model
 from budgetlm.models.config import ModelConfig
