@@ -95,7 +95,7 @@ def _pretrain_args(p: argparse.ArgumentParser) -> None:
 
 def _finetune_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="pre-training run dir, model dir, or exported HF dir")
-    p.add_argument("--task", help="built-in task resolved in the data root: sst2, agnews, mrpc, wikiann, wnut17; stsb (sentence embeddings)")
+    p.add_argument("--task", help="built-in task resolved in the data root: sst2, agnews, mrpc, wikiann, wnut17, rusentiment; stsb (sentence embeddings)")
     p.add_argument("--train", metavar="FILE", help="labelled training file (.tsv/.csv with header, .jsonl, CoNLL)")
     p.add_argument("--valid", metavar="FILE", help="labelled validation file")
     p.add_argument("--test", metavar="FILE", help="labelled test file, evaluated once after training")
