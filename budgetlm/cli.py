@@ -96,7 +96,7 @@ def _pretrain_args(p: argparse.ArgumentParser) -> None:
 
 def _finetune_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="pre-training run dir, model dir, or exported HF dir")
-    p.add_argument("--task", help="built-in task resolved in the data root: sst2, agnews, mrpc, wikiann, wnut17; stsb (sentence embeddings)")
+    p.add_argument("--task", help="built-in task resolved in the data root: sst2, agnews, mrpc, wikiann, wnut17, rusentiment; stsb (sentence embeddings)")
     p.add_argument("--train", metavar="FILE", help="labelled training file (.tsv/.csv with header, .jsonl, CoNLL)")
     p.add_argument("--valid", metavar="FILE", help="labelled validation file")
     p.add_argument("--test", metavar="FILE", help="labelled test file, evaluated once after training")
@@ -135,7 +135,7 @@ def _tag_args(p: argparse.ArgumentParser) -> None:
 
 def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="pre-training run dir, model dir, or exported HF dir")
-    p.add_argument("--tasks", default="sst2,mrpc,wikiann", help="comma-separated evaluator names: sst2, agnews, mrpc, wikiann, wnut17, stsb; mrpc-probe (frozen embeddings, no fine-tuning) (default: sst2,mrpc,wikiann)")
+    p.add_argument("--tasks", default="sst2,mrpc,wikiann", help="comma-separated evaluator names: sst2, agnews, mrpc, wikiann, wnut17, stsb, rusentiment; mrpc-probe (frozen embeddings, no fine-tuning) (default: sst2,mrpc,wikiann)")
     p.add_argument("--budget", help="training budget per task and seed, e.g. 2m or 300steps (default: each task's preset)")
     p.add_argument("--budgets", help="per-task budgets overriding --budget, e.g. sst2=3m,wikiann=5m")
     p.add_argument("--seeds", type=int, default=1, help="fine-tune each task with seeds 0..N-1 and report the mean")

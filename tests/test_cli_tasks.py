@@ -11,6 +11,7 @@ import pytest
 from budgetlm.cli import main
 from tests.test_cli import TINY_MODEL, TINY_TRAIN, assert_user_error, run_cli
 from tests.test_cli_embedding import sts_lines
+from tests.tasks.test_rusentiment import write_rusentiment
 
 TINY = ["train.batch_size=4", "train.log_every=1", "train.threads=1", "train.checkpoint_every=1000steps"]
 PEOPLE, PLACES = ["king", "queen", "child"], ["river", "garden", "house"]
@@ -60,6 +61,7 @@ def setup(tmp_path_factory, write_text_files):
     (root / "stsb").mkdir()
     for split, seed, n in [("train", 0, 24), ("dev", 1, 12), ("test", 2, 12)]:
         (root / "stsb" / f"sts-{split}.csv").write_text("\n".join(sts_lines(seed, n)) + "\n")
+    write_rusentiment(root, n_random=30, n_preselected=10, n_test=10)
     (d / "train.conll").write_text(conll_sentences(0, 30))
     (d / "dev.conll").write_text(conll_sentences(1, 8))
     header = "sentence1\tsentence2\tlabel"
@@ -115,6 +117,26 @@ def test_selection_split_and_keep_best_with_length_grouped_batches(setup, tmp_pa
     results = json.loads((tmp_path / "ft" / "results.json").read_text())
     assert results["select_accuracy"] == best["eval_select_accuracy"]
     assert results.get("kept_step", 6) == best["step"]
+
+
+def test_rusentiment_preset_keeps_the_best_weighted_f1_and_reports_it_on_test(setup, tmp_path, capsys):
+    code, out, err = run_cli(capsys, "finetune", "--model", setup / "pre", "--config", "rusentiment-finetune",
+                             "--budget", "4steps", "--out", tmp_path / "ft", *TINY, "train.eval_every=2")
+    assert code == 0, err
+    assert "rusentiment: 36 train / 4 valid / 10 test, 5 labels" in err  # 30 random + 10 preselected posts, every 10th held out
+    results = json.loads((tmp_path / "ft" / "results.json").read_text())
+    assert {"weighted_f1", "macro_f1", "accuracy", "test_weighted_f1", "test_macro_f1", "test_accuracy"} <= set(results)
+    evals = [r for r in map(json.loads, (tmp_path / "ft" / "metrics.jsonl").read_text().splitlines()) if "eval_weighted_f1" in r]
+    assert results["weighted_f1"] == max(r["eval_weighted_f1"] for r in evals)  # train.keep_best=weighted_f1
+    assert results["tasks"]["rusentiment"]["main_metric"] == "weighted_f1"
+    assert results["tasks"]["rusentiment"]["more_train_files"][0].endswith("rusentiment_preselected_posts.csv")
+    code, out, err = run_cli(capsys, "evaluate", setup / "pre", "--tasks", "rusentiment", "--budget", "2steps",
+                             "--out", tmp_path / "ev", *TINY)
+    assert code == 0, err
+    assert "| rusentiment (test weighted F1) | average |" in out
+    (score,) = json.loads((tmp_path / "ev" / "report.json").read_text())["scores"]
+    ran = json.loads((tmp_path / "ev" / "rusentiment" / "seed0" / "results.json").read_text())
+    assert score["value"] == ran["test_weighted_f1"] and score["extra"]["macro-F1"] == ran["test_macro_f1"]
 
 
 def test_ner_finetune_then_tag(setup, tmp_path, capsys):

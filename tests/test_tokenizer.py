@@ -141,3 +141,18 @@ def test_conform_tokenizer_json_moves_special_tokens_home(tiny_tokenizer_file):
     moved_ids = Tokenizer.from_str(json.dumps(_swap_ids(original, CLS, 40))).encode(text).ids
     assert [inv.index(i) for i in moved_ids] == tok.encode(text).ids  # the same tokens, renumbered
     assert conform_tokenizer_json(original)[1] is None
+
+
+def test_cyrillic_keeps_short_i_and_yo_when_lowercased():
+    # what `pretrain` trains (data.lowercase: NFKC + lowercase, no accent stripping): й and ё are letters of their own
+    # in Russian; stripping accents would turn them into и and е (йод "iodine" -> иод, ёлка -> елка)
+    import unicodedata
+
+    texts = ["Йод и йогурт, ёлка и ЁЖ.", "Скоро ты вернешься домой, любимый ❤"] * 20
+    tok = train_tokenizer("wordpiece", 120, texts, TokenizerOptions(lowercase=True, nfkc=True))
+    decomposed = unicodedata.normalize("NFD", "Йод ёлка")  # и + combining breve, е + combining diaeresis
+    assert tok.normalizer.normalize_str(decomposed) == "йод ёлка"
+    assert tok.normalizer.normalize_str("ЙОГУРТ ❤") == "йогурт ❤"
+    assert "[UNK]" not in tok.encode("йод и ёлка ❤").tokens
+    stripped = train_tokenizer("wordpiece", 120, texts, TokenizerOptions(strip_accents=True))
+    assert stripped.normalizer.normalize_str("Йод ёлка") == "иод елка"

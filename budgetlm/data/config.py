@@ -18,7 +18,8 @@ class DataConfig:
 
     SECTION: ClassVar[str] = "data"
 
-    train: list[str] = setting([], "training files (.txt, .jsonl, .tsv, .csv, .zip of .txt; 'data:DIR/FILE' = in the data root); default: the English text in the data root")
+    train: list[str] = setting([], "training files (.txt, .jsonl, .tsv, .csv, .zip of .txt; 'data:DIR/FILE' = in the data root; a glob such as "
+                                 "'data:ruslit/prose/*/*.txt' = every file it matches, sorted); default: the English text in the data root")
     valid: str = setting("", "held-out file for evaluation ('data:DIR/FILE' = in the data root); default: WikiText-2 valid from the data root")
     tokenizer: str = setting("", "tokenizer directory or tokenizer.json; default: train a WordPiece one on the training text")
     text_column: str = setting("", "column/field holding text in .tsv/.csv/.jsonl files (default: text, sentence, ...)")

@@ -246,7 +246,7 @@ def read_table(path: str | Path, stats: ReadStats | None = None, header: list[st
                     raise UserError("row is too long (over 1 MiB)", path=str(p), line=line_no)
                 yield line_no, text
 
-    it = lines()
+    it = _csv_records(lines(), p) if not tsv else lines()
     if header is None:
         first = next(it, None)
         if first is None:
@@ -268,13 +268,60 @@ def read_table(path: str | Path, stats: ReadStats | None = None, header: list[st
     return Table(cols, rows())
 
 
+def _csv_records(lines: Iterator[tuple[int, str]], p) -> Iterator[tuple[int, str]]:
+    """(first line, text) of each CSV record. A quoted field may hold line breaks (RFC 4180; RuSentiment's posts do),
+    so a record runs on until its quotes close; one left open is an error naming the line where it began."""
+    parts: list[str] = []
+    start = size = 0
+    inside = False
+    for line_no, text in lines:
+        if not parts:
+            start = line_no
+        parts.append(text)
+        size += len(text) + 1
+        inside = _ends_in_quotes(text, inside)
+        if not inside:
+            yield start, "\n".join(parts)
+            parts, size = [], 0
+        elif size > MAX_PIECE:
+            raise UserError("a quoted field runs on for over 1 MiB; is a quote left open?", path=str(p), line=start)
+    if parts:
+        raise UserError("a quoted field is never closed (a quote left open?)", path=str(p), line=start)
+
+
+def _ends_in_quotes(text: str, inside: bool) -> bool:
+    """Whether a CSV line that begins inside (or outside) a quoted field ends inside one. Follows Python's csv
+    reader (not strict): a quote opens a field only at its start, `""` inside is a quote, text after a closing
+    quote is kept as is."""
+    if '"' not in text:
+        return inside
+    field_start, quoted = not inside, inside
+    closed = False  # just read a quote inside a quoted field: it closes the field unless another quote follows
+    for ch in text:
+        if quoted:
+            if closed:
+                closed = False
+                if ch != '"':  # the quote closed the field
+                    quoted, field_start = False, ch == ","
+            elif ch == '"':
+                closed = True
+        elif ch == ",":
+            field_start = True
+        else:
+            quoted, field_start = field_start and ch == '"', False
+    return quoted and not closed
+
+
 def _split_row(text: str, tsv: bool, p, line_no: int) -> list[str]:
     if tsv:
         return text.split("\t")
     try:
-        return next(csv.reader(io.StringIO(text)), [""])  # a line of only "\r" has no fields at all
+        rows = list(csv.reader(io.StringIO(text)))
     except csv.Error as e:  # e.g. a lone carriage return inside an unquoted field
         raise UserError(f"not a well-formed CSV row ({e})", path=str(p), line=line_no) from None
+    if len(rows) > 1:  # a record must be one row (_csv_records joins lines only inside quotes)
+        raise UserError("not a well-formed CSV row (a line break outside quotes)", path=str(p), line=line_no)
+    return rows[0] if rows else [""]  # a line of only "\r" has no fields at all
 
 
 def pick_text_column(header: list[str], wanted: str, p) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 from pathlib import Path
 
@@ -56,3 +57,21 @@ def resolve_data_path(path: str) -> str:
     if path.startswith(DATA_PREFIX):
         return str(in_root(*Path(path[len(DATA_PREFIX):]).parts))
     return path
+
+
+GLOB_CHARS = "*?["
+
+
+def resolve_data_paths(path: str) -> list[str]:
+    """Like resolve_data_path, and a glob pattern (`data:ruslit/prose/*/*.txt`, `texts/**/*.txt`) names every file
+    it matches, sorted, so that a config can name a folder of books; a pattern matching no file is an error. A path
+    that exists as written is taken literally, even with [ or * in its name."""
+    inside = path.startswith(DATA_PREFIX)
+    pattern = str(data_root() / path[len(DATA_PREFIX):]) if inside else path
+    if not any(c in pattern for c in GLOB_CHARS) or Path(pattern).exists():
+        return [resolve_data_path(path)]
+    matches = sorted(p for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
+    if not matches:
+        where = "in the data root " if inside else ""
+        raise UserError(f"no file {where}matches this pattern", path=pattern)
+    return matches

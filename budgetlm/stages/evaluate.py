@@ -144,6 +144,8 @@ EVALUATORS: dict[str, Evaluator] = {
     "wnut17": FinetuneEvaluator("wnut17", "wnut17-finetune", "test_f1", "test entity F1"),
     "stsb": FinetuneEvaluator("stsb", "stsb-embedding-finetune", "test_spearman", "test Spearman",
                               {"spearman": "dev Spearman"}, scale=100.0),
+    "rusentiment": FinetuneEvaluator("rusentiment", "rusentiment-finetune", "test_weighted_f1",
+                                     "test weighted F1", {"test_macro_f1": "macro-F1", "test_accuracy": "accuracy"}),
     "mrpc-probe": ProbeEvaluator("mrpc"),
 }
 

@@ -20,7 +20,7 @@ from budgetlm.models import HEAD_KINDS, Model, count_parameters
 from budgetlm.stages.common import prepare_run_dir
 from budgetlm.stages.method import Start, check_family
 from budgetlm.stages.skeleton import Recipe, run
-from budgetlm.tasks.base import Split, TaskType, take
+from budgetlm.tasks.base import Split, TaskType, concat, take
 from budgetlm.tasks.multitask import MultiTaskBatches, sampling_probs
 from budgetlm.tasks.registry import TASK_TYPES
 from budgetlm.tasks.resolve import TaskSpec, resolve_task
@@ -51,7 +51,7 @@ class PreparedTask:
 def prepare_task(spec: TaskSpec, tok, max_len: int, head: str) -> PreparedTask:
     """Read, split, label and encode one task's files; every bad input surfaces here, before training."""
     kind = TASK_TYPES[spec.task_type]
-    train_data = kind.read(spec.train, spec.columns)
+    train_data = concat([kind.read(f, spec.columns) for f in spec.train_files()])
     if spec.valid:
         valid_data = kind.read(spec.valid, spec.columns)
     else:
@@ -162,9 +162,10 @@ def finetune_head(cfg: FinetuneConfig, start: Start, run_dir: Path, resume: bool
 
 def _report(tasks: list[PreparedTask], multi: bool, scratch: bool, model_path) -> dict:
     out = {"scratch": scratch, "pretrained": str(model_path)}
-    out["tasks"] = {t.spec.name: {"task_type": t.spec.task_type, "main_metric": t.kind.main_metric,
+    out["tasks"] = {t.spec.name: {"task_type": t.spec.task_type, "main_metric": t.spec.main_metric,
                                   "labels": t.labels, "train_file": t.spec.train, "valid_file": t.spec.valid,
-                                  "test_file": t.spec.test} for t in tasks}
+                                  "test_file": t.spec.test, **({"more_train_files": list(t.spec.train_more)} if t.spec.train_more else {})}
+                    for t in tasks}
     if not multi:  # a single task's facts at the top level, as before multi-task runs existed
         out.update({"task_type": tasks[0].spec.task_type, "labels": tasks[0].labels, "valid_file": tasks[0].spec.valid})
     return out

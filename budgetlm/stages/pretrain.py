@@ -22,7 +22,7 @@ from budgetlm import runtime
 from budgetlm.data.batches import BlockBatches, BlockDataset
 from budgetlm.data.cache import build_or_load
 from budgetlm.data.readers import ReadStats, read_texts
-from budgetlm.data.root import english_pretraining_files, resolve_data_path, wikitext2
+from budgetlm.data.root import english_pretraining_files, resolve_data_path, resolve_data_paths, wikitext2
 from budgetlm.errors import UserError
 from budgetlm.models import count_parameters
 from budgetlm.objectives import WORD_MASKINGS
@@ -62,7 +62,7 @@ BLOCKS: dict[str, tuple[int | None, int]] = {"encoder": (CLS, 0), "decoder": (No
 
 def resolve_files(cfg: PretrainConfig) -> tuple[list[str], str | None]:
     """Training files and the evaluation file (None when evaluation holds out data.valid_fraction instead)."""
-    train_files = [resolve_data_path(f) for f in cfg.data.train] or [str(p) for p in english_pretraining_files()]
+    train_files = [p for f in cfg.data.train for p in resolve_data_paths(f)] or [str(p) for p in english_pretraining_files()]
     if cfg.data.valid_fraction > 0:
         if cfg.data.valid:
             raise UserError("give data.valid or data.valid_fraction, not both")

@@ -75,6 +75,23 @@ def take(data, indices: list[int]):
     return type(data)(**kw)
 
 
+def concat(parts: list):
+    """One dataclass of parallel per-example lists (Examples, TaggedSentences) holding every part's examples in order
+    (several training files read as one set); `path` names every file, other fields come from the first part."""
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    n = len(first.lines)
+    kw = {}
+    for f in dataclasses.fields(first):
+        v = getattr(first, f.name)
+        if isinstance(v, list) and len(v) == n:
+            kw[f.name] = [x for part in parts for x in getattr(part, f.name)]
+        else:
+            kw[f.name] = " + ".join(p.path for p in parts) if f.name == "path" else v
+    return type(first)(**kw)
+
+
 @torch.no_grad()
 def predict_logits(model, head: str, ids: list[list[int]], type_ids: list[list[int]] | None,
                    batch_size: int = 128) -> list[torch.Tensor]:

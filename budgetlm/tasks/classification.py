@@ -111,9 +111,11 @@ def encode_ids_and_type_ids(tok, examples: Examples, max_len: int) -> tuple[list
 
 
 def classification_metrics(logits: torch.Tensor, gold: list[int], labels: list[str] | None = None) -> dict:
-    """accuracy and macro-F1; for binary 0/1 labels also F1 of class '1' (the GLUE MRPC/QQP convention)."""
+    """accuracy, macro-F1 and weighted F1 (per-class F1 weighted by the class's share of `gold`, as RuSentiment reports);
+    for binary 0/1 labels also F1 of class '1' (the GLUE MRPC/QQP convention)."""
     pred = logits.argmax(-1).tolist()
-    out = {"accuracy": accuracy_score(gold, pred), "macro_f1": f1_score(gold, pred, average="macro")}
+    out = {"accuracy": accuracy_score(gold, pred), "macro_f1": f1_score(gold, pred, average="macro", zero_division=0),
+           "weighted_f1": f1_score(gold, pred, average="weighted", zero_division=0)}
     if labels == ["0", "1"]:
         out["f1"] = f1_score(gold, pred, pos_label=1, average="binary", zero_division=0)
     return out

@@ -19,7 +19,7 @@ class TaskDataConfig:
 
     SECTION: ClassVar[str] = "data"
 
-    task: str = setting("", "a built-in task (sst2, agnews, mrpc, wikiann, wnut17, stsb) resolved in the data root; or give train/valid files")
+    task: str = setting("", "a built-in task (sst2, agnews, mrpc, wikiann, wnut17, stsb, rusentiment) resolved in the data root; or give train/valid files")
     name: str = setting("", "name of this task in reports and of its head in multi-task runs (default: the built-in name or the training file's stem)")
     task_type: str = setting("", f"one of {TASK_TYPES}; empty = infer from the training file")
     train: str = setting("", "training file (.tsv/.csv with a header row, .jsonl, or CoNLL token-per-line)")

@@ -42,9 +42,14 @@ class TaskSpec:
     max_eval_examples: int
     inferred: str  # what was concluded and why, for the user
     select_every: int = 0  # hold out every N-th remaining training example as the selection split (0 = none)
+    train_more: tuple[str, ...] = ()  # further training files of the same format, read after `train` as one set
+    main_metric: str = ""  # the figure this task is judged by: a key of its evaluations (accuracy, weighted_f1, f1, ...)
+
+    def train_files(self) -> list[str]:
+        return [self.train, *self.train_more]
 
     def files(self) -> list[str]:
-        return [f for f in (self.train, self.valid, self.test) if f]
+        return [f for f in (*self.train_files(), self.valid, self.test) if f]
 
 
 def resolve_task(cfg: TaskDataConfig) -> TaskSpec:
@@ -56,14 +61,17 @@ def resolve_task(cfg: TaskDataConfig) -> TaskSpec:
                           cfg.label_column or t.label_column, t.header)
         return TaskSpec(cfg.name or cfg.task, t.task_type, str(in_root(*t.train)), str(in_root(*t.valid)) if t.valid else "",
                         str(in_root(*t.test)) if t.test else "", t.valid_every, columns, cfg.max_eval_examples,
-                        f"built-in task {cfg.task}: {TASK_TYPES[t.task_type].description}", cfg.select_every)
+                        f"built-in task {cfg.task}: {TASK_TYPES[t.task_type].description}", cfg.select_every,
+                        tuple(str(in_root(*parts)) for parts in t.train_more),
+                        t.main_metric or TASK_TYPES[t.task_type].main_metric)
     if not cfg.train or not (cfg.valid or cfg.valid_every):
         raise UserError("give --task NAME, or both --train FILE and --valid FILE")
     check_input_file(cfg.train)
     task_type, columns, why = infer_task(cfg)
     name = cfg.name or Path(cfg.train).stem
     return TaskSpec(name, task_type, cfg.train, cfg.valid, cfg.test, cfg.valid_every, columns, cfg.max_eval_examples,
-                    f"{TASK_TYPES[task_type].description} ({why})", cfg.select_every)
+                    f"{TASK_TYPES[task_type].description} ({why})", cfg.select_every,
+                    main_metric=TASK_TYPES[task_type].main_metric)
 
 
 def infer_task(cfg: TaskDataConfig) -> tuple[str, Columns, str]:

@@ -174,6 +174,52 @@ def test_csv_with_quoting(tmp_path):
     assert list(read_texts(p)) == ["a, b", "plain"]
 
 
+def test_csv_quoted_fields_may_span_lines(tmp_path):
+    # RuSentiment's shape: a header `label,text`, posts with line breaks, commas, doubled quotes and emoji inside quotes;
+    # each record is numbered by the line it starts on
+    data = ('label,text\n'
+            'neutral,"Александр, тебе к лицу эта пушка :)\n"\n'
+            'skip,"Мы просто психанули )))))\nК новому году готовы!))\nДа, мы любим ""молоко""🍹"\n'
+            'positive,ты для меня самый родной!!! ❤\n'
+            'speech,"С днём рождения,\r\n\r\nзайка!"\r\n').encode()
+    p = _write(tmp_path / "posts.csv", data)
+    assert list(read_table(p).rows) == [
+        (2, ["neutral", "Александр, тебе к лицу эта пушка :)\n"]),
+        (4, ["skip", 'Мы просто психанули )))))\nК новому году готовы!))\nДа, мы любим "молоко"🍹']),
+        (7, ["positive", "ты для меня самый родной!!! ❤"]),
+        (8, ["speech", "С днём рождения,\n\nзайка!"]),  # CRLF inside quotes reads as \n, as every line end
+    ]
+    assert list(read_texts(p))[1].count("\n") == 2
+
+
+def test_csv_quote_left_open_names_the_line_it_opened(tmp_path):
+    p = _write(tmp_path / "a.csv", b'label,text\n1,fine\n0,"opened here\n1,and never\n0,closed\n')
+    with pytest.raises(UserError) as e:
+        list(read_table(p).rows)
+    assert str(e.value) == f"{p}:3: a quoted field is never closed (a quote left open?)"
+
+
+def test_csv_quote_left_open_stops_after_a_bounded_run(tmp_path, monkeypatch):
+    monkeypatch.setattr(readers, "MAX_PIECE", 100)
+    p = _write(tmp_path / "a.csv", b'label,text\n0,"open\n' + b"more text, line after line\n" * 50)
+    with pytest.raises(UserError) as e:
+        list(read_table(p).rows)
+    assert str(e.value).startswith(f"{p}:2: a quoted field runs on for over 1 MiB")
+
+
+def test_csv_quote_inside_an_unquoted_field_is_text(tmp_path):
+    # as Python's csv reader: a quote opens a field only at its start, so `5" screen` does not swallow the next lines
+    p = _write(tmp_path / "a.csv", b'label,text\n1,"a 5"" screen"\n0,a 5" screen\n1,"done" and more\n')
+    assert list(read_table(p).rows) == [(2, ["1", 'a 5" screen']), (3, ["0", 'a 5" screen']), (4, ["1", "done and more"])]
+
+
+def test_malformed_csv_row_names_its_line(tmp_path):
+    p = _write(tmp_path / "a.csv", b'label,text\n1,"two\nlines"\n0,lone\rreturn\n')
+    with pytest.raises(UserError) as e:
+        list(read_table(p).rows)
+    assert str(e.value).startswith(f"{p}:4: not a well-formed CSV row")
+
+
 def test_ragged_tsv_row_names_the_line(tmp_path):
     p = _write(tmp_path / "a.tsv", b"sentence\tlabel\ngood\t1\nno label here\nbad\t0\n")
     with pytest.raises(UserError) as e:

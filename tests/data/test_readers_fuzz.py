@@ -122,3 +122,32 @@ def test_csv_quoting_round_trips(texts):
         w.writerow([t, "1"])
     rows = [r for _, r in read_table(write(buf.getvalue().encode(), ".csv")).rows]
     assert [r[0] for r in rows] == texts  # the label cell keeps every row non-blank
+
+
+csv_chars = st.sampled_from(['"', '"', ",", "a", "я", " ", "\n"])  # quotes, delimiters and line breaks, densely
+
+
+@FUZZ
+@given(st.text(csv_chars, max_size=80))
+def test_csv_records_agree_with_pythons_csv_reader(body):
+    """Grouped line by line, CSV records hold the rows Python's csv reader finds in the whole text, each numbered by
+    its first line; where the csv module silently accepts a quote still open at the end, a UserError instead."""
+    import csv
+
+    from budgetlm.data.readers import _csv_records, _split_row
+
+    lines = body.split("\n")
+    reader = csv.reader(line + "\n" for line in lines)
+    expected, start = [], 1
+    for row in reader:
+        if "\n".join(lines[start - 1:reader.line_num]).strip():  # the reader skips blank records
+            expected.append((start, row))
+        start = reader.line_num + 1
+    try:
+        got = [(n, _split_row(text, False, "f.csv", n)) for n, text in _csv_records(enumerate(lines, 1), "f.csv")
+               if text.strip()]
+    except UserError as e:
+        assert str(e).startswith("f.csv:") and "never closed" in str(e)
+        assert expected and expected[-1][1][-1].endswith("\n")  # csv put the rest of the text in the open field
+        return
+    assert got == expected

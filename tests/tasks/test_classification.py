@@ -140,3 +140,18 @@ def test_metrics():
     assert m["macro_f1"] == pytest.approx((2 / 3 + 0.8) / 2)
     assert "f1" not in m  # labels unknown: no positive class
     assert classification_metrics(logits, [0, 1, 1, 1], ["0", "1"])["f1"] == pytest.approx(0.8)  # P=1, R=2/3
+
+
+def test_five_class_metrics_by_hand():
+    # RuSentiment's 5 classes: neutral 0, positive 1, negative 2, speech 3, skip 4
+    gold = [0, 0, 0, 0, 1, 1, 2, 3, 4, 4]
+    pred = [0, 0, 1, 0, 1, 2, 2, 3, 1, 4]
+    logits = torch.nn.functional.one_hot(torch.tensor(pred), 5).float() * 3.0
+    m = classification_metrics(logits, gold, ["neutral", "positive", "negative", "speech", "skip"])
+    # per class (precision, recall) -> F1: neutral (3/3, 3/4) -> 6/7; positive (1/3, 1/2) -> 2/5; negative (1/2, 1/1)
+    # -> 2/3; speech (1, 1) -> 1; skip (1/1, 1/2) -> 2/3; supports 4, 2, 1, 1, 2
+    f1 = [6 / 7, 2 / 5, 2 / 3, 1.0, 2 / 3]
+    assert m["accuracy"] == pytest.approx(7 / 10)
+    assert m["macro_f1"] == pytest.approx(sum(f1) / 5)  # 0.7181
+    assert m["weighted_f1"] == pytest.approx((4 * f1[0] + 2 * f1[1] + f1[2] + f1[3] + 2 * f1[4]) / 10)  # 0.7229
+    assert "f1" not in m  # not a binary 0/1 task
