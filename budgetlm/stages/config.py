@@ -1,9 +1,11 @@
 """The config of each command that trains: `PretrainConfig`, `FinetuneConfig`. Each is the sections of its stage
-plus the checks across them. (Sampling's `GenerateConfig` lives beside the sampler, in generate/config.py.)"""
+plus the checks across them; `preset` names the tuned settings a run starts from (stages/defaults.py). (Sampling's
+`GenerateConfig` lives beside the sampler, in generate/config.py.)"""
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 
 from budgetlm.data.config import DataConfig
@@ -15,16 +17,26 @@ from budgetlm.tasks.config import EmbeddingConfig, MultitaskConfig, PromptConfig
 from budgetlm.train.config import TrainConfig
 
 
+def check_preset(value: str) -> None:
+    if value not in ("auto", "none") and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", value):
+        raise UserError(f"preset={value!r}: give auto, none, or the name of a preset in configs/ (e.g. sst2-finetune)")
+
+
 @dataclass
 class PretrainConfig:
     """`budgetlm pretrain`: the model, its objective, the text and the loop."""
 
+    preset: str = setting("auto", "the tuned settings the run starts from, under --config and overrides: auto = without "
+                          "--config, a masked-LM encoder gets the budget recipe's model and optimizer "
+                          "(configs/sst2-budget-pretrain.yaml: the defaults listed here); none = the schemas' bare "
+                          "defaults (model.d_model=256, learned positions, lr 1e-3, fp32); or a preset name")
     model: ModelConfig = field(default_factory=ModelConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def validate(self) -> None:
+        check_preset(self.preset)
         for section in (self.model, self.objective, self.data, self.train):
             section.validate()
         if not self.objective.name:  # resolved here, so config.json records the objective that ran
@@ -53,6 +65,10 @@ FINETUNE_METHODS = ("head", "text2text", "prompt")
 class FinetuneConfig:
     """`budgetlm finetune`: the task data, the head / embedding / prompt settings and the loop."""
 
+    preset: str = setting("auto", "the tuned settings the run starts from, under --config and overrides: auto = "
+                          "without --config, the training settings of the task type's built-in preset (TYPE_PRESETS in "
+                          "stages/defaults.py) and evaluation every epoch; none = the bare defaults listed here; or a "
+                          "preset name (e.g. wikiann-finetune)")
     method: str = setting("", f"one of {FINETUNE_METHODS}: train a classification head; train an encoder-decoder to write the target text; or score label words with a decoder (prompt, no training); empty = from the model (text2text for an encoder_decoder, else head)")
     max_target_len: int = setting(16, "text2text: longest target in tokens (longer ones are cut); evaluation generates at most this many")
     data: TaskDataConfig = field(default_factory=TaskDataConfig)
@@ -67,6 +83,7 @@ class FinetuneConfig:
                                        "it (by default it follows dropout); 0 = the fused attention kernel")
 
     def validate(self) -> None:
+        check_preset(self.preset)
         for section in (self.data, self.head, self.prompt, self.embedding, self.train, self.multitask, *self.tasks):
             section.validate()
         for name in ("dropout", "attention_dropout"):

@@ -22,7 +22,7 @@ from budgetlm.stages.method import Start, check_family
 from budgetlm.stages.skeleton import Recipe, run
 from budgetlm.tasks.base import Split, TaskType, take
 from budgetlm.tasks.multitask import MultiTaskBatches, sampling_probs
-from budgetlm.tasks.registry import TASK_TYPES
+from budgetlm.tasks.registry import TASK_TYPES, main_metric
 from budgetlm.tasks.resolve import TaskSpec, resolve_task
 from budgetlm.tokenizer import load_tokenizer
 from budgetlm.train import distributed
@@ -156,7 +156,8 @@ def finetune_head(cfg: FinetuneConfig, start: Start, run_dir: Path, resume: bool
                     evaluate, kind, tok_file,
                     final=lambda model, results: _metrics([t for t in tasks if t.test], model, multi, lambda t: t.test, prefix="test_"),
                     report=lambda model, state: _report(tasks, multi, scratch, start.path),
-                    meta=lambda model: _meta(tasks, kind, cfg.head))
+                    meta=lambda model: _meta(tasks, kind, cfg.head), epoch_examples=sum(len(t.train) for t in tasks),
+                    main_metric="" if multi else main_metric(tasks[0].spec.name, tasks[0].spec.task_type))
     return run(recipe, cfg.train, run_dir, resume=resume)
 
 

@@ -55,3 +55,13 @@ BUILTIN_TASKS = {
     # STS Benchmark: sentence pairs scored 0-5, for sentence embeddings
     "stsb": BuiltinTask("embedding", ("stsb", "sts-train.csv"), ("stsb", "sts-dev.csv"), ("stsb", "sts-test.csv")),
 }
+
+
+# the figure a task is judged by, when it is not its type's `main_metric` (e.g. weighted F1 for a class-imbalanced
+# built-in task): task name -> results key. train.keep_best=main and `finetune --search` read it through main_metric.
+MAIN_METRICS: dict[str, str] = {}
+
+
+def main_metric(task: str, task_type: str) -> str:
+    """The results key a task is judged by (higher is better): its own entry in MAIN_METRICS, else its type's."""
+    return MAIN_METRICS.get(task) or TASK_TYPES[task_type].main_metric
