@@ -18,7 +18,7 @@ from pathlib import Path
 from budgetlm.config import build_config, describe
 from budgetlm.errors import UserError
 from budgetlm.generate.config import GenerateConfig
-from budgetlm.stages.config import FinetuneConfig, PretrainConfig
+from budgetlm.stages.config import SEARCHABLE, FinetuneConfig, PretrainConfig
 from budgetlm.stages.defaults import TYPE_PRESETS, finetune_config, pretrain_config, pretrain_defaults
 from budgetlm.tasks.config import TASK_TYPES
 
@@ -32,8 +32,8 @@ Without --config, a run starts from the tuned settings of its task type's built-
   (""" + ", ".join(f"{t}: {p}" for t, p in TYPE_PRESETS.items()) + """)
 -- learning rate, warm-up, schedule, batch, length grouping, head, pooling; not its data or budget -- and evaluates
 after every pass over the data. It prints which; flags and key=value override them, preset=none gives the bare
-defaults listed below. A run whose loss never left its starting level says so at the end (results.json:
-"learned": false)."""
+defaults listed below. --search lr tries a few learning rates on a slice of the budget and trains the best for the
+rest. A run whose loss never left its starting level says so at the end (results.json: "learned": false)."""
 
 PRETRAIN_DESCRIPTION = """Pre-train a model on text within a budget. Without --config, a masked-LM encoder is the budget recipe
 of configs/sst2-budget-pretrain.yaml (its model and optimizer: d_model 128, RoPE, GeGLU, lr 2e-3, bf16 where the CPU
@@ -126,6 +126,9 @@ def _finetune_args(p: argparse.ArgumentParser) -> None:
                                     "prompt (decoder: zero-/few-shot scoring of label words, no training; prompt.template, "
                                     "prompt.verbalisers, prompt.shots); default: from the model")
     p.add_argument("--shots", type=int, help="--method prompt: k demonstrations from the train file (sets prompt.shots)")
+    p.add_argument("--search", choices=list(SEARCHABLE),
+                   help="lr: train with a few learning rates (search.factors x train.lr) on search.fraction of the budget "
+                        "each, score them on the validation data, then train the best for the rest (sets search.param)")
     _add_trust_pickle(p)
     _add_common_train(p, "finetune")
 
@@ -380,7 +383,8 @@ COMMANDS = {
         _finetune_args, description=FINETUNE_DESCRIPTION, raw=True,
         flags={"task": "data.task", "train": "data.train", "valid": "data.valid", "test": "data.test",
                "task_type": "data.task_type", "text_column": "data.text_column", "text_b_column": "data.text_b_column",
-               "label_column": "data.label_column", "budget": "train.budget", "method": "method", "shots": "prompt.shots"},
+               "label_column": "data.label_column", "budget": "train.budget", "method": "method", "shots": "prompt.shots",
+               "search": "search.param"},
         build=finetune_config),
     "pmi-vocab": Command(
         _pmi_vocab, None, "build the n-gram vocabulary for PMI-masking (objective.masking=pmi)", _pmi_vocab_args,

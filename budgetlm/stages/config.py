@@ -1,18 +1,20 @@
 """The config of each command that trains: `PretrainConfig`, `FinetuneConfig`. Each is the sections of its stage
-plus the checks across them; `preset` names the tuned settings a run starts from (stages/defaults.py). (Sampling's
-`GenerateConfig` lives beside the sampler, in generate/config.py.)"""
+plus the checks across them; `preset` names the tuned settings a run starts from (stages/defaults.py), and
+`SearchConfig` is `finetune --search` (stages/search.py). (Sampling's `GenerateConfig` lives beside the sampler, in
+generate/config.py.)"""
 
 from __future__ import annotations
 
 import dataclasses
 import re
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from budgetlm.data.config import DataConfig
 from budgetlm.errors import UserError
 from budgetlm.models.config import HeadConfig, ModelConfig
 from budgetlm.objectives.config import DEFAULT_OBJECTIVES, OBJECTIVE_FAMILIES, ObjectiveConfig
-from budgetlm.schema import setting
+from budgetlm.schema import choice, setting
 from budgetlm.tasks.config import EmbeddingConfig, MultitaskConfig, PromptConfig, TaskDataConfig
 from budgetlm.train.config import TrainConfig
 
@@ -59,6 +61,29 @@ class PretrainConfig:
 
 
 FINETUNE_METHODS = ("head", "text2text", "prompt")
+SEARCHABLE = ("lr",)
+
+
+@dataclass
+class SearchConfig:
+    """`finetune --search lr`: try a few values on a slice of the budget each, score them on the validation data,
+    then train with the best for the rest of the budget (stages/search.py)."""
+
+    SECTION: ClassVar[str] = "search"
+
+    param: str = setting("", f"what to search, one of {SEARCHABLE} (--search); empty = no search")
+    factors: list[float] = setting([0.3333, 1.0, 3.0], "the values tried, as multiples of train.lr")
+    fraction: float = setting(0.1, "the share of train.budget each trial trains for; the best value then trains "
+                              "afresh for what is left")
+
+    def validate(self) -> None:
+        if self.param:
+            choice(self, "param", SEARCHABLE)
+        if len(self.factors) < 2 or any(f <= 0 for f in self.factors):
+            raise UserError(f"search.factors must hold at least two positive multiples, got {self.factors}")
+        if not 0 < self.fraction or self.fraction * len(self.factors) > 0.9:
+            raise UserError(f"search.fraction={self.fraction} x {len(self.factors)} trials must leave at least a "
+                            "tenth of the budget for the final run")
 
 
 @dataclass
@@ -77,6 +102,7 @@ class FinetuneConfig:
     head: HeadConfig = field(default_factory=HeadConfig)
     prompt: PromptConfig = field(default_factory=PromptConfig)
     embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=1e-4, warmup=0.1, checkpoint_every="5m"))
     dropout: float = setting(-1.0, "override the backbone's dropout while fine-tuning; -1 = keep the pre-training value")
     attention_dropout: float = setting(-1.0, "override the backbone's model.attention_dropout while fine-tuning; -1 = keep "
@@ -84,8 +110,11 @@ class FinetuneConfig:
 
     def validate(self) -> None:
         check_preset(self.preset)
-        for section in (self.data, self.head, self.prompt, self.embedding, self.train, self.multitask, *self.tasks):
+        for section in (self.data, self.head, self.prompt, self.embedding, self.search, self.train, self.multitask,
+                        *self.tasks):
             section.validate()
+        if self.search.param and (self.tasks or self.method == "prompt"):
+            raise UserError("--search trains one task several times: it takes neither a `tasks:` list nor --method prompt")
         for name in ("dropout", "attention_dropout"):
             value = getattr(self, name)
             if value != -1.0 and not 0.0 <= value < 1.0:

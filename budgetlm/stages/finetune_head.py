@@ -88,6 +88,14 @@ def _sections(cfg: FinetuneConfig) -> list[TaskDataConfig]:
     return list(cfg.tasks) if cfg.tasks else [cfg.data]
 
 
+def head_main_metric(cfg: FinetuneConfig) -> str:
+    """The figure a one-task run is judged by (tasks/registry.py main_metric); "" for several tasks."""
+    if cfg.tasks:
+        return ""
+    spec = resolve_task(cfg.data)
+    return main_metric(spec.name, spec.task_type)
+
+
 def head_input_files(cfg: FinetuneConfig) -> list[str]:
     return [f for section in _sections(cfg) for f in resolve_task(section).files()]
 
