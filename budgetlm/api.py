@@ -38,16 +38,18 @@ def pretrain(*, train: PathLike | Sequence[PathLike] | None = None, valid: PathL
 def finetune(*, model: PathLike, task: str | None = None, train: PathLike | None = None, valid: PathLike | None = None,
              test: PathLike | None = None, task_type: str | None = None, text_column: str | None = None,
              text_b_column: str | None = None, label_column: str | None = None, method: str | None = None,
-             shots: int | None = None, scratch: bool = False, config: PathLike | None = None, budget: str | None = None,
-             out: PathLike = "runs/finetune", resume: bool = False, trust_pickle: bool = False,
-             overrides: Overrides = ()) -> dict:
+             shots: int | None = None, search: str | None = None, scratch: bool = False,
+             config: PathLike | None = None, budget: str | None = None, out: PathLike = "runs/finetune",
+             resume: bool = False, trust_pickle: bool = False, overrides: Overrides = ()) -> dict:
     """`budgetlm finetune`: fine-tune `model` (a run, model or transformers directory) on a built-in `task` or on
-    your `train`/`valid` files (the task type is inferred and printed); returns the validation and test figures
-    (also in out/results.json)."""
+    your `train`/`valid` files (the task type is inferred and printed; training starts from that type's tuned
+    preset); `search="lr"` tries a few learning rates first. Returns the validation and test figures (also in
+    out/results.json)."""
     return execute("finetune", dict(model=str(model), task=task, train=_path(train), valid=_path(valid),
                                     test=_path(test), task_type=task_type, text_column=text_column,
                                     text_b_column=text_b_column, label_column=label_column, method=method,
-                                    shots=shots, scratch=scratch, config=_path(config), budget=budget, out=str(out),
+                                    shots=shots, search=search, scratch=scratch,
+                                    config=_path(config), budget=budget, out=str(out),
                                     resume=resume, trust_pickle=trust_pickle, overrides=_overrides(overrides)))
 
 

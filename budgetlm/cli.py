@@ -12,19 +12,33 @@ import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from budgetlm.config import build_config, describe, preset_names
 from budgetlm.errors import UserError
 from budgetlm.generate.config import GenerateConfig
-from budgetlm.stages.config import FinetuneConfig, PretrainConfig
+from budgetlm.stages.config import SEARCHABLE, FinetuneConfig, PretrainConfig
+from budgetlm.stages.defaults import TYPE_PRESETS, finetune_config, pretrain_config, pretrain_defaults
 from budgetlm.tasks.config import TASK_TYPES
 
 FINETUNE_DESCRIPTION = """Fine-tune on labelled data. The task type is inferred from the training file and printed:
 CoNLL token-per-line rows with blank-line sentences -> token classification (NER); a table with two text
 columns (sentence1/sentence2, question/sentence, text_a/text_b, #1 String/#2 String) -> pair classification;
 one text column -> sentence classification; a numeric label column with fractions -> regression.
---task-type and the column flags override. Multi-task: a config with a `tasks:` list (presets multitask-*, e.g. --config multitask-mrpc-wikiann-finetune)."""
+--task-type and the column flags override. Multi-task: a config with a `tasks:` list (presets multitask-*, e.g. --config multitask-mrpc-wikiann-finetune).
+
+Without --config, a run starts from the tuned settings of its task type's built-in preset
+  (""" + ", ".join(f"{t}: {p}" for t, p in TYPE_PRESETS.items()) + """)
+-- learning rate, warm-up, schedule, batch, length grouping, head, pooling; not its data or budget -- and evaluates
+after every pass over the data. It prints which; flags and key=value override them, preset=none gives the bare
+defaults listed below. --search lr tries a few learning rates on a slice of the budget and trains the best for the
+rest. A run whose loss never left its starting level says so at the end (results.json: "learned": false)."""
+
+PRETRAIN_DESCRIPTION = """Pre-train a model on text within a budget. Without --config, a masked-LM encoder is the budget recipe
+of the preset sst2-budget-pretrain (its model and optimizer: d_model 128, RoPE, GeGLU, lr 2e-3, bf16 where the CPU
+has it, compiled blocks; not its data or budget): the defaults below. preset=none gives the bare schema defaults
+(d_model 256, learned positions: about 4x the cost per step). Decoders and encoder-decoders: see the presets (--config gpt-char-shakespeare, t5-span-pretrain, ...)."""
 
 EVALUATE_DESCRIPTION = """Fine-tune the model on each task (or reuse the finished run in --out/<task>/seed<k>) and write
 a GLUE-style table (report.md, report.json) and a bar chart (report.png). Evaluators: see
@@ -113,6 +127,9 @@ def _finetune_args(p: argparse.ArgumentParser) -> None:
                                     "prompt (decoder: zero-/few-shot scoring of label words, no training; prompt.template, "
                                     "prompt.verbalisers, prompt.shots); default: from the model")
     p.add_argument("--shots", type=int, help="--method prompt: k demonstrations from the train file (sets prompt.shots)")
+    p.add_argument("--search", choices=list(SEARCHABLE),
+                   help="lr: train with a few learning rates (search.factors x train.lr) on search.fraction of the budget "
+                        "each, score them on the validation data, then train the best for the rest (sets search.param)")
     _add_trust_pickle(p)
     _add_common_train(p, "finetune")
 
@@ -354,21 +371,27 @@ class Command:
     description: str | None = None
     epilog: str | None = None
     raw: bool = False  # keep the description's line breaks
+    # (config file, overrides) -> the config; default: the schema's defaults under them (config.build_config)
+    build: Callable[[str | None, list[str]], object] | None = None
+    defaults: Callable[[], object] | None = None  # the config --help lists the defaults of; default: config()
 
 
 COMMANDS = {
     "tokenizer": Command(_tokenizer, None, "train a tokenizer", _tokenizer_args, raw=True),
     "pretrain": Command(
         _pretrain, PretrainConfig, "pre-train an encoder (masked LM), a decoder (next token) or an encoder-decoder "
-                                   "(span corruption, text infilling)", _pretrain_args, raw=True,
-        flags={"tokenizer": "data.tokenizer", "train": "data.train", "valid": "data.valid", "budget": "train.budget"}),
+                                   "(span corruption, text infilling)", _pretrain_args, description=PRETRAIN_DESCRIPTION,
+        raw=True, flags={"tokenizer": "data.tokenizer", "train": "data.train", "valid": "data.valid", "budget": "train.budget"},
+        build=pretrain_config, defaults=pretrain_defaults),
     "finetune": Command(
         _finetune, FinetuneConfig, "fine-tune on labelled data: sentence / pair classification, regression, NER, "
                                    "multi-task; an encoder-decoder text-to-text; or prompt a decoder (--method prompt)",
         _finetune_args, description=FINETUNE_DESCRIPTION, raw=True,
         flags={"task": "data.task", "train": "data.train", "valid": "data.valid", "test": "data.test",
                "task_type": "data.task_type", "text_column": "data.text_column", "text_b_column": "data.text_b_column",
-               "label_column": "data.label_column", "budget": "train.budget", "method": "method", "shots": "prompt.shots"}),
+               "label_column": "data.label_column", "budget": "train.budget", "method": "method", "shots": "prompt.shots",
+               "search": "search.param"},
+        build=finetune_config),
     "pmi-vocab": Command(
         _pmi_vocab, None, "build the n-gram vocabulary for PMI-masking (objective.masking=pmi)", _pmi_vocab_args,
         description="Count word n-grams (n=2..5) in the text, score them by PMI_n (Levine et al. 2021) "
@@ -410,8 +433,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, command in COMMANDS.items():
         epilog = command.epilog
-        if command.config is not None:  # every field of the config, with its help text
-            epilog = EPILOG_OVERRIDES + "\n".join(describe(command.config))
+        if command.config is not None:  # every field of the config, with its help text and the default it runs with
+            defaults = command.defaults() if command.defaults else None
+            epilog = EPILOG_OVERRIDES + "\n".join(describe(command.config, obj=defaults))
         kw = {"formatter_class": argparse.RawDescriptionHelpFormatter} if command.raw else {}
         p = sub.add_parser(name, help=command.help, description=command.description, epilog=epilog, **kw)
         command.add_arguments(p)
@@ -435,7 +459,8 @@ def command_config(name: str, values: dict):
     'budget', 'train', ..., 'overrides'): defaults < --config preset < flags < key=value overrides. The Python API
     (budgetlm/api.py) builds its configs here too, so the two cannot drift apart."""
     command = COMMANDS[name]
-    return build_config(command.config, values.get("config"), _overrides(values, command.flags))
+    build = command.build or partial(build_config, command.config)  # finetune/pretrain: defaults.py's builders
+    return build(values.get("config"), _overrides(values, command.flags))
 
 
 def execute(name: str, values: dict):

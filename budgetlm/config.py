@@ -188,25 +188,26 @@ def build_config(cls, config_file: str | Path | None = None, overrides: list[str
     """defaults (or `base`) < the YAML file or shipped preset `config_file` < dotted `overrides`; validated."""
     data = dict(base or {})
     if config_file:
-        data = _deep_merge(data, load_yaml(config_path(config_file)))
+        data = deep_merge(data, load_yaml(config_path(config_file)))
     data = apply_overrides(data, list(overrides or []))
     cfg = from_dict(cls, data)
     cfg.validate()
     return cfg
 
 
-def _deep_merge(a: dict, b: dict) -> dict:
+def deep_merge(a: dict, b: dict) -> dict:
     out = dict(a)
     for k, v in b.items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
 
 
-def describe(cls, prefix: str = "") -> list[str]:
-    """One line per field: `section.key (type, default): help` for --help."""
+def describe(cls, prefix: str = "", obj=None) -> list[str]:
+    """One line per field: `section.key (type, default): help` for --help; the defaults are those of `obj`
+    (default: `cls()`), e.g. a config with a preset's settings under it."""
     lines = []
     hints = _field_types(cls)
-    obj = cls()
+    obj = cls() if obj is None else obj
     for f in dataclasses.fields(cls):
         tp = hints[f.name]
         if dataclasses.is_dataclass(tp):

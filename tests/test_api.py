@@ -17,7 +17,8 @@ import budgetlm
 from budgetlm import api
 from budgetlm.cli import build_parser, command_config
 from budgetlm.errors import UserError
-from tests.test_cli import TINY_MODEL, TINY_TRAIN, labelled_rows
+from tests.test_cli import TINY_TRAIN, labelled_rows
+from tests.test_cli_tasks import RECIPE_MODEL
 from tests.test_cli_tasks import conll_sentences, pair_rows, write_mrpc
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,13 +53,14 @@ def write_example_inputs(d: Path, root: Path, corpus_text: str) -> None:
 
 
 def tiny(function, calls: list):
-    """`function` as README calls it, but with a 3-step budget and a tiny model: nothing else is changed."""
+    """`function` as README calls it, but with a 3-step budget and the default (recipe) model at a tiny size, uncompiled:
+    nothing else is changed."""
     def call(*args, **kwargs):
         calls.append((function.__name__, kwargs))
         if "budget" in kwargs:
             kwargs["budget"] = "3steps"
         if function is not api.export:
-            extra = TINY_MODEL if function is api.pretrain else []
+            extra = RECIPE_MODEL if function is api.pretrain else []
             kwargs["overrides"] = [*kwargs.get("overrides", ()), *extra, *TINY_TRAIN]
         return function(*args, **kwargs)
     return call

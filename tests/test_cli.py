@@ -12,7 +12,8 @@ import pytest
 
 from budgetlm.cli import build_parser, main
 
-TINY_MODEL = ["model.d_model=32", "model.n_layers=2", "model.n_heads=2", "model.d_ff=64", "model.max_seq_len=32"]
+# preset=none: the bare encoder these tests were written for (the recipe default is tested in tests/stages/test_defaults.py)
+TINY_MODEL = ["model.d_model=32", "model.n_layers=2", "model.n_heads=2", "model.d_ff=64", "model.max_seq_len=32", "preset=none"]
 TINY_TRAIN = ["train.batch_size=4", "train.log_every=1", "train.threads=1", "train.checkpoint_every=1000steps"]
 POSITIVE = "happy young quiet".split()
 NEGATIVE = "dark old small".split()

@@ -8,7 +8,7 @@ import pytest
 
 from budgetlm.cli import main
 
-TINY = ["model.d_model=32", "model.n_layers=2", "model.n_heads=2", "model.d_ff=64", "model.max_seq_len=32",
+TINY = ["model.d_model=32", "model.n_layers=2", "model.n_heads=2", "model.d_ff=64", "model.max_seq_len=32", "preset=none",
         "train.budget=3steps", "train.batch_size=4", "train.log_every=1", "train.threads=1",
         "train.checkpoint_every=1000steps"]
 

@@ -3,6 +3,7 @@
 The method is the task type's own when it has one (embedding: tasks/registry.py), else `method` (--method),
 else the model family's default (`DEFAULT_METHODS`). Each method is one file, run through the stage skeleton
 (stages/skeleton.py) unless it trains nothing (prompt); a new method is that file plus one entry here.
+`search.param` (--search lr) runs the method several times through stages/search.py.
 """
 
 from __future__ import annotations
@@ -14,14 +15,17 @@ from budgetlm.errors import UserError
 from budgetlm.stages import finetune_embedding, finetune_head, prompt, text2text
 from budgetlm.stages.config import FinetuneConfig
 from budgetlm.stages.method import Method, Start
+from budgetlm.stages.search import check_validation_data, search_lr
 from budgetlm.tasks.registry import BUILTIN_TASKS, TASK_TYPES
 
 METHODS: dict[str, Method] = {
     "head": Method(finetune_head.finetune_head, finetune_head.FAMILIES, finetune_head.head_input_files,
-                   data_options=("select_every", "group_by_length")),
+                   data_options=("select_every", "group_by_length"), main_metric=finetune_head.head_main_metric),
     "embedding": Method(finetune_embedding.finetune_embedding, finetune_embedding.FAMILIES,
-                        finetune_embedding.embedding_input_files, data_options=("group_by_length",)),
-    "text2text": Method(text2text.finetune_text2text, text2text.FAMILIES, text2text.text2text_input_files),
+                        finetune_embedding.embedding_input_files, data_options=("group_by_length",),
+                        main_metric=lambda cfg: finetune_embedding.MAIN_METRIC),
+    "text2text": Method(text2text.finetune_text2text, text2text.FAMILIES, text2text.text2text_input_files,
+                        main_metric=lambda cfg: text2text.MAIN_METRIC),
     "prompt": Method(prompt.finetune_prompt, prompt.FAMILIES, prompt.prompt_input_files),
 }
 DEFAULT_METHODS = {"encoder": "head", "encoder_decoder": "text2text", "decoder": "prompt"}
@@ -57,6 +61,12 @@ def finetune(cfg: FinetuneConfig, model_path: str | Path, run_dir: str | Path, r
         if getattr(cfg.data, option) and name and option not in METHODS[name].data_options:
             raise UserError(message)
     start = Start(model_path, trust_pickle)
+    if cfg.search.param:
+        check_validation_data(cfg)  # before the model loads
     if not name:
         name = DEFAULT_METHODS[start.load()[0].cfg.family]
-    return METHODS[name].run(cfg, start, Path(run_dir), resume, scratch)
+    method = METHODS[name]
+    if cfg.search.param:  # --search lr: each trial and the final run are this method's runs
+        return search_lr(cfg, Path(run_dir), resume, method.main_metric(cfg),
+                         lambda c, d, r: method.run(c, start, d, r, scratch))
+    return method.run(cfg, start, Path(run_dir), resume, scratch)

@@ -30,6 +30,7 @@ from budgetlm.tasks.registry import BUILTIN_TASKS
 from budgetlm.tokenizer import load_tokenizer
 
 FAMILIES = ("encoder",)
+MAIN_METRIC = "spearman"  # the validation figure a run is judged by (train.keep_best=main, --search)
 
 # names usable in embedding.pairs / embedding.distill_files instead of a path: training files in the data root
 NAMED_FILES = {"stsb": ("stsb", "sts-train.csv"), "mrpc": ("mrpc", "msr_paraphrase_train.txt"), "sst2": ("sst2", "train.tsv")}
@@ -159,7 +160,7 @@ def finetune_embedding(cfg: FinetuneConfig, start: Start, run_dir: Path, resume:
                 f"validating on {len(valid):,} STS pairs")
 
     def evaluate(model):
-        return {"spearman": round(sts_spearman(model, tok, valid, max_len), 2)}
+        return {MAIN_METRIC: round(sts_spearman(model, tok, valid, max_len), 2)}
 
     def final(model, results) -> dict:
         return _final_figures(model, results, tok, max_len, data, valid, test, test_file, emb, evaluate)
@@ -170,7 +171,10 @@ def finetune_embedding(cfg: FinetuneConfig, start: Start, run_dir: Path, resume:
     recipe = Recipe("finetune", cfg, resolved, build, describe, lambda model, batch, step, micro: embedding_step(model, batch, emb),
                     batches, evaluate, "embedder", tok_file, final=final, report=lambda model, state: report,
                     meta=lambda model: {"embedding": {"pooling": emb.pooling, "dim": emb.dim,
-                                                      "top_pcs": model.heads["embed"].top_pcs}})
+                                                      "top_pcs": model.heads["embed"].top_pcs}},
+                    # every step draws a batch of each component: a pass is one over the largest
+                    epoch_examples=max((data.sizes()[name] for name in batches.samplers), default=0),
+                    main_metric=MAIN_METRIC)
     return run(recipe, cfg.train, run_dir, resume=resume)
 
 

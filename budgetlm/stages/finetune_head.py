@@ -88,6 +88,12 @@ def _sections(cfg: FinetuneConfig) -> list[TaskDataConfig]:
     return list(cfg.tasks) if cfg.tasks else [cfg.data]
 
 
+def head_main_metric(cfg: FinetuneConfig) -> str:
+    """The figure a one-task run is judged by (its TaskSpec's main_metric: a built-in task's own, else its type's);
+    "" for several tasks."""
+    return "" if cfg.tasks else resolve_task(cfg.data).main_metric
+
+
 def head_input_files(cfg: FinetuneConfig) -> list[str]:
     return [f for section in _sections(cfg) for f in resolve_task(section).files()]
 
@@ -156,7 +162,8 @@ def finetune_head(cfg: FinetuneConfig, start: Start, run_dir: Path, resume: bool
                     evaluate, kind, tok_file,
                     final=lambda model, results: _metrics([t for t in tasks if t.test], model, multi, lambda t: t.test, prefix="test_"),
                     report=lambda model, state: _report(tasks, multi, scratch, start.path),
-                    meta=lambda model: _meta(tasks, kind, cfg.head))
+                    meta=lambda model: _meta(tasks, kind, cfg.head), epoch_examples=sum(len(t.train) for t in tasks),
+                    main_metric="" if multi else tasks[0].spec.main_metric)
     return run(recipe, cfg.train, run_dir, resume=resume)
 
 

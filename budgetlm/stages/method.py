@@ -47,6 +47,8 @@ class Method:
     families: tuple[str, ...]
     input_files: Callable[[FinetuneConfig], list[str]]
     data_options: tuple[str, ...] = ()  # `data.<option>` settings only this method's runs may set
+    # the validation figure a run is judged by (train.keep_best=main, --search); "" = none (several tasks, no training)
+    main_metric: Callable[[FinetuneConfig], str] = lambda cfg: ""
 
 
 def check_family(method: str, families: tuple[str, ...], start: Start) -> None:

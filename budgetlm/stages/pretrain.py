@@ -161,5 +161,5 @@ def pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False) -> 
 
     recipe = Recipe("pretrain", cfg, resolved, objective.build, describe, step_fn,
                     BlockBatches(train_set, cfg.train.batch_size, cfg.train.seed), objective.evaluate, objective.kind,
-                    tok_file, final=final, report=report)
+                    tok_file, final=final, report=report, epoch_examples=len(train_set))
     return run(recipe, cfg.train, run_dir, resume=resume)

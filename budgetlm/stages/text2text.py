@@ -26,6 +26,7 @@ from budgetlm.tasks.text2text import (
 from budgetlm.tokenizer import PAD, load_tokenizer
 
 FAMILIES = ("encoder_decoder",)
+MAIN_METRIC = "exact_match"  # the validation figure a run is judged by (train.keep_best=main, --search)
 
 
 def text2text_input_files(cfg: FinetuneConfig) -> list[str]:
@@ -78,5 +79,6 @@ def finetune_text2text(cfg: FinetuneConfig, start: Start, run_dir: Path, resume:
     report = {"valid_file": valid_file, "method": "text2text", "scratch": scratch, "pretrained": str(start.path)}
     recipe = Recipe("finetune", cfg, resolved, build, describe, step_fn,
                     PairBatches(x_train, y_train, cfg.train.batch_size, cfg.train.seed), evaluate, "seq2seq", tok_file,
-                    report=lambda model, state: report, meta=lambda model: {"verbalizer": verbaliser})
+                    report=lambda model, state: report, meta=lambda model: {"verbalizer": verbaliser},
+                    epoch_examples=len(x_train), main_metric=MAIN_METRIC)
     return run(recipe, cfg.train, run_dir, resume=resume)

@@ -102,8 +102,11 @@ class TrainConfig:
     seed: int = setting(0, "seed for initialisation, data order, masking and dropout")
     log_every: int = setting(10, "optimizer steps between log lines")
     eval_every: int = setting(0, "optimizer steps between evaluations; 0 = only at the end")
+    eval_per_epoch: bool = setting(False, "also evaluate after every pass over the training data (when train.eval_every is 0); "
+                                   "on by default when finetune starts from a task type's tuned preset")
     keep_best: str = setting("", "end with the weights of the evaluation that scored highest on this figure (e.g. "
-                             "select_accuracy: see data.select_every) instead of the last weights; needs train.eval_every")
+                             "accuracy, or select_accuracy: see data.select_every; main = the task's main figure) instead "
+                             "of the last weights; needs train.eval_every or train.eval_per_epoch")
     checkpoint_every: Budget = setting(Budget.parse("5m"), "how often to checkpoint: '5m' of training time or '500steps'")
     keep_checkpoints: int = setting(2, "how many recent checkpoints to keep")
     threads: int = setting(0, "torch CPU threads; 0 = all cores")
@@ -136,5 +139,6 @@ class TrainConfig:
         choice(self, "precision", PRECISIONS)
         if self.eval_every < 0 or self.threads < 0 or self.max_grad_norm < 0:
             raise UserError("train.eval_every, train.threads and train.max_grad_norm must be >= 0")
-        if self.keep_best and not self.eval_every:
-            raise UserError(f"train.keep_best={self.keep_best} picks among periodic evaluations: set train.eval_every")
+        if self.keep_best and not (self.eval_every or self.eval_per_epoch):
+            raise UserError(f"train.keep_best={self.keep_best} picks among periodic evaluations: set train.eval_every "
+                            "or train.eval_per_epoch=true")

@@ -36,7 +36,7 @@ from test_cli import labelled_rows, write_tsv
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["model.d_model=32", "model.n_layers=2", "model.n_heads=2", "model.d_ff=64", "model.max_seq_len=32",
-        "model.dropout=0", "train.log_every=1", "train.threads=1", "train.tune_allocator=false"]
+        "model.dropout=0", "preset=none", "train.log_every=1", "train.threads=1", "train.tune_allocator=false"]
 LOSS_TOL, WEIGHT_TOL = 1e-4, 1e-5
 
 
