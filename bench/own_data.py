@@ -96,7 +96,7 @@ def finetune(args, task: str, arm: str, seed: int, data_args: list[str]) -> floa
     if not (run_dir / "results.json").exists():
         how = ["--task", task, "--config", preset] if arm == "preset" else data_args
         cmd = budgetlm_cmd("finetune", "--model", str(args.model), *how, "--budget", args.budget,
-                           "--out", str(run_dir), f"train.seed={seed}")
+                           "--out", str(run_dir), f"train.seed={seed}", *args.set)
         run(cmd, args.work / f"{task}-{arm}-seed{seed}.log")
     value = float(read_results(run_dir)[key]) * 100
     print(f"{task} {arm} seed {seed}: {value:.2f}", flush=True)
@@ -111,6 +111,8 @@ def main() -> None:
     ap.add_argument("--budget", default="10m", help="fine-tuning budget of every run")
     ap.add_argument("--work", type=Path, default=Path("runs/own-data"))
     ap.add_argument("--json", type=Path, help="write the figures here")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="machine settings for every run of both arms, e.g. train.clock=cpu train.threads=1")
     args = ap.parse_args()
     (args.work / "data").mkdir(parents=True, exist_ok=True)
     print(machine_line())
@@ -126,6 +128,7 @@ def main() -> None:
               f"(target <= {target}): {'met' if gap <= target else 'NOT met'}", flush=True)
     if args.json:
         write_json(args.json, {"system": system_info(), "model": str(args.model), "budget": args.budget,
+                               "overrides": args.set,
                                "seeds": args.seeds, "tasks": rows})
 
 

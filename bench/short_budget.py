@@ -64,6 +64,8 @@ def main() -> None:
     ap.add_argument("--pretrain-budget", default="90s")
     ap.add_argument("--finetune-budget", default="2m")
     ap.add_argument("--json", type=Path, help="write the figures here")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="overrides for both commands, e.g. train.clock=cpu train.threads=1 on a shared machine")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     print(machine_line())
@@ -73,10 +75,11 @@ def main() -> None:
     print(f"TF-IDF + logistic regression: test accuracy {baseline:.4f}", flush=True)
     pt, ft = args.work / "pretrain", args.work / "finetune"
     if not (pt / "results.json").exists():
-        run(budgetlm_cmd("pretrain", "--budget", args.pretrain_budget, "--out", str(pt)), args.work / "pretrain.log")
+        run(budgetlm_cmd("pretrain", "--budget", args.pretrain_budget, "--out", str(pt), *args.set),
+            args.work / "pretrain.log")
     if not (ft / "results.json").exists():
         run(budgetlm_cmd("finetune", "--model", str(pt), "--train", str(files["train"]), "--valid", str(files["dev"]),
-                         "--test", str(files["test"]), "--budget", args.finetune_budget, "--out", str(ft)),
+                         "--test", str(files["test"]), "--budget", args.finetune_budget, "--out", str(ft), *args.set),
             args.work / "finetune.log")
     pre, res = read_results(pt), read_results(ft)
     acc, learned = float(res["test_accuracy"]), res.get("learned")
@@ -85,7 +88,7 @@ def main() -> None:
           f"{res.get('steps')} steps, test accuracy {acc:.4f} (chance {CHANCE}, TF-IDF {baseline:.4f}), "
           f"learned={learned}: {verdict}", flush=True)
     if args.json:
-        write_json(args.json, {"system": system_info(), "pretrain_budget": args.pretrain_budget,
+        write_json(args.json, {"system": system_info(), "overrides": args.set, "pretrain_budget": args.pretrain_budget,
                                "finetune_budget": args.finetune_budget, "pretrain_steps": pre.get("steps"),
                                "finetune_steps": res.get("steps"), "test_accuracy": acc, "learned": learned,
                                "tfidf_test_accuracy": baseline, "chance": CHANCE, "verdict": verdict})
