@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,6 +105,14 @@ class TokenCache:
         return out
 
 
+def _text_bytes(p: Path) -> int:
+    """The size of the text a file holds, for the progress bar: a zip's .txt members uncompressed, else the file."""
+    if p.suffix.lower() == ".zip" and zipfile.is_zipfile(p):  # a bad zip: the reader says so, with its name
+        with zipfile.ZipFile(p) as zf:
+            return sum(i.file_size for i in zf.infolist() if i.filename.lower().endswith(".txt"))
+    return p.stat().st_size
+
+
 def build_or_load(
     files: list[str | Path],
     tokenizer: str | Path,
@@ -140,7 +149,7 @@ def build_or_load(
     n_docs = 0
     out = _ShardWriter(tmp, word_starts)
     t0 = time.time()
-    total_bytes = sum(p.stat().st_size for p in paths)
+    total_bytes = sum(_text_bytes(p) for p in paths)
     done_bytes = 0
     try:
         with tqdm(total=total_bytes, unit="B", unit_scale=True, desc=desc, mininterval=1.0) as bar:
@@ -155,7 +164,7 @@ def build_or_load(
                 if batch:
                     n_docs += _write_batch(tok, batch, out, dtype, shard_tokens, bar)
                     out.maybe_next_shard(shard_tokens)
-                done_bytes += p.stat().st_size
+                done_bytes += _text_bytes(p)
                 bar.n = done_bytes  # chars counted per batch only approximate bytes; settle per file
                 bar.refresh()
         out.close()
