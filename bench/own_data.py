@@ -120,7 +120,10 @@ def main() -> None:
     for task in args.tasks.split(","):
         _, _, label, target = TASKS[task]
         data_args = WRITERS[task](data_root(), args.work / "data")
-        arms = {arm: [finetune(args, task, arm, s, data_args) for s in range(args.seeds)] for arm in ("preset", "own")}
+        arms = {"preset": [], "own": []}
+        for seed in range(args.seeds):  # seed by seed, both arms: a stopped bench leaves pairs, not one arm
+            for arm, values in arms.items():
+                values.append(finetune(args, task, arm, seed, data_args))
         gap = mean_std(arms["preset"])[0] - mean_std(arms["own"])[0]
         rows[task] = {"metric": label, **arms, "gap": round(gap, 2), "target_gap": target, "met": gap <= target}
         print(f"{task} {label}: preset {format_mean_std(*mean_std(arms['preset']))}, "
