@@ -17,7 +17,7 @@ from budgetlm.config import from_dict
 from budgetlm.errors import UserError
 from budgetlm.models.config import HeadConfig, ModelConfig
 from budgetlm.models.kinds import KINDS as MODEL_KINDS
-from budgetlm.models.layers import ACTIVATIONS
+from budgetlm.models.choices import ACTIVATIONS
 from budgetlm.tokenizer import CLS, SEP
 
 EXPORT_NOTE = "budgetlm_export.json"

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from budgetlm.errors import UserError
-from budgetlm.models.layers import ACTIVATIONS
-from budgetlm.models.layers import NORMS as NORM_LAYERS
+from budgetlm.models.choices import ACTIVATIONS
+from budgetlm.models.choices import NORMS as NORM_LAYERS
 from budgetlm.schema import choice, positive, setting
 
 # the names come from the registries that build the layers; "tanh" is only for the classification head (BERT's pooler)

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from budgetlm.models.config import HeadConfig, ModelConfig
-from budgetlm.models.layers import ACTIVATIONS, layer_norm
+from budgetlm.models.choices import ACTIVATIONS
+from budgetlm.models.layers import layer_norm
 
 
 class TiedProjection(nn.Module):

@@ -4,40 +4,16 @@ feed-forward (plain or gated), RoPE, blocks."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-if TYPE_CHECKING:  # annotations only: models/config.py reads this module's registries
+from budgetlm.models.choices import ACTIVATIONS, NORMS
+
+if TYPE_CHECKING:  # annotations only
     from budgetlm.models.config import ModelConfig
-
-
-@dataclass(frozen=True)
-class Activation:
-    """An activation function and its name in transformers' ACT2FN (exports write it, imports read it back)."""
-
-    fn: Callable[[torch.Tensor], torch.Tensor]
-    hf_name: str
-
-
-# the one table of activations: feed-forward, heads and every export read it (a new one is one entry here)
-ACTIVATIONS = {
-    "gelu": Activation(F.gelu, "gelu"),  # exact erf GELU, as BERT / HF "gelu"
-    "gelu_tanh": Activation(lambda x: F.gelu(x, approximate="tanh"), "gelu_pytorch_tanh"),
-    "relu": Activation(F.relu, "relu"),
-    "relu2": Activation(lambda x: F.relu(x).square(), "relu2"),  # ReLU squared (Primer; modded-nanoGPT's MLP)
-    "silu": Activation(F.silu, "silu"),
-    "tanh": Activation(torch.tanh, "tanh"),  # the classification head's only (BERT's pooler)
-}
-
-
-NORMS = {
-    "layernorm": lambda cfg: nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps, bias=cfg.bias),
-    "rmsnorm": lambda cfg: nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps),  # Llama: no mean, no bias
-}
 
 
 def layer_norm(cfg: ModelConfig) -> nn.Module:
