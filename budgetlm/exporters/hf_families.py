@@ -25,7 +25,7 @@ EXPORT_NOTE = "budgetlm_export.json"
 # (exporters/sentence_transformers.py), "seq2seq" to BART (exporters/hf_seq2seq.py)
 KINDS = tuple(name for name, kind in MODEL_KINDS.items() if kind.export == "transformers")
 
-# our activation name <-> transformers ACT2FN name, from the one activation table (models/layers.py)
+# our activation name <-> transformers ACT2FN name, from the one activation table (models/choices.py)
 ACT_TO_HF = {name: act.hf_name for name, act in ACTIVATIONS.items()}
 ACT_FROM_HF = {v: k for k, v in ACT_TO_HF.items()} | {"gelu_new": "gelu_tanh"}  # GPT-2's name for tanh GELU
 
